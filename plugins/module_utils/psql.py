@@ -74,9 +74,9 @@ def query_json(runner, conn, sql, timeout=60):
         return None
     try:
         return json.loads(text.splitlines()[-1])
-    except ValueError:
+    except ValueError as exc:
         raise CommandError("psql output is not JSON: %r" % text[:200], psql_argv(conn), res.rc,
-                           res.stdout, res.stderr)
+                           res.stdout, res.stderr) from exc
 
 
 def execute(runner, conn, sql, timeout=None):

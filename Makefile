@@ -1,0 +1,50 @@
+# healthbutler.recovery — everything a fresh machine needs goes through these targets.
+SHELL := /bin/bash
+VENV ?= $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(CURDIR)/.tools/node_modules/.bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_HOME := $(CURDIR)/.ansible
+PYTEST ?= $(VENV)/bin/pytest
+SANDBOX_STATE ?= present
+
+.PHONY: help bootstrap sandbox sandbox-down sandbox-status test lint unit integration molecule clean
+
+help:
+	@echo "make sandbox   bring up the local sandbox staging (PostgreSQL, Redis, PM2 app)"
+	@echo "make test      install what is missing, then lint, unit, integration, molecule"
+	@echo "make lint      ansible-lint (production profile), ruff, ansible-doc of every plugin"
+	@echo "make clean     stop the sandbox and remove generated files"
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+sandbox: bootstrap
+	ansible-playbook playbooks/sandbox.yml -e sandbox_state=$(SANDBOX_STATE)
+
+sandbox-down:
+	ansible-playbook playbooks/sandbox.yml -e sandbox_state=absent
+
+sandbox-status:
+	ansible-playbook playbooks/sandbox.yml -e sandbox_state=status
+
+test: bootstrap
+	$(MAKE) --no-print-directory lint unit integration molecule
+
+lint:
+	ruff check .
+	ansible-lint --nocolor
+	bash scripts/check-docs.sh
+
+unit:
+	$(PYTEST) -q tests/unit
+
+integration:
+	$(PYTEST) -q tests/integration
+
+molecule:
+	molecule test --all
+
+clean:
+	-[ -e .sandbox ] && ansible-playbook playbooks/sandbox.yml -e sandbox_state=absent
+	rm -rf .ansible .pytest_cache .ruff_cache tests/output
+	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
