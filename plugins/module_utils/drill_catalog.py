@@ -1,0 +1,159 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE)
+"""The drill scenario catalogue: data, in one place.
+
+Each scenario names its fault injection (a task file ``roles/drill/tasks/faults/<fault>.yml`` with an
+``inject`` and a ``rollback`` part), the runbook scenario and expected P-level, the recovery playbook
+(with extra vars) and the steady-state probe. ``prepare`` playbooks run before the steady-state check
+(for example a fresh backup that the recovery needs).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+PROBES = ("app", "app+uploads", "app+backups")
+
+SCENARIOS = {
+    "app_crash": {
+        "fault": "app_stop",
+        "description": "The app is stopped in PM2 (pm2 stop): nothing answers on the app port.",
+        "runbook_scenario": 1, "expected_p_level": "P0",
+        "recovery": {"playbook": "restart-app.yml", "vars": {}},
+        "probe": "app",
+    },
+    "app_crash_loop": {
+        "fault": "app_crash_loop",
+        "description": "The app process is killed (SIGKILL) as soon as PM2 restarts it, until PM2 gives up (errored).",
+        "runbook_scenario": 1, "expected_p_level": "P0",
+        "recovery": {"playbook": "restart-app.yml", "vars": {}},
+        "probe": "app",
+    },
+    "db_down": {
+        "fault": "pg_stop",
+        "description": "PostgreSQL is stopped (pg_ctl stop -m fast): /health 503 naming the database.",
+        "runbook_scenario": 2, "expected_p_level": "P0",
+        "recovery": {"playbook": "recover-db-connection.yml", "vars": {}},
+        "probe": "app",
+    },
+    "connection_exhaustion": {
+        "fault": "pg_connections",
+        "description": "Every free PostgreSQL connection slot is taken by idle sessions of the drill.",
+        "runbook_scenario": 2, "expected_p_level": "P1",
+        "recovery": {"playbook": "recover-db-connection.yml", "vars": {}},
+        "probe": "app",
+    },
+    "memory_leak": {
+        "fault": "app_heap",
+        "description": "The app's heap grows until V8 runs out of memory (sandbox /debug/allocate).",
+        "runbook_scenario": 3, "expected_p_level": "P1",
+        "recovery": {"playbook": "recover-memory.yml", "vars": {}},
+        "probe": "app",
+    },
+    "lock_contention": {
+        "fault": "pg_lock",
+        "description": "An open transaction holds a lock on health_data that blocks every INSERT.",
+        "runbook_scenario": 4, "expected_p_level": "P2",
+        "recovery": {"playbook": "triage-performance.yml",
+                     "vars": {"performance_triage_terminate_blockers": True,
+                              "performance_triage_blocker_min_age_seconds": 5}},
+        "probe": "app",
+    },
+    "slow_queries": {
+        "fault": "pg_slow",
+        "description": "Slow statements (pg_sleep) pile up in pg_stat_statements.",
+        "runbook_scenario": 4, "expected_p_level": "P3",
+        "recovery": {"playbook": "triage-performance.yml", "vars": {}},
+        "probe": "app",
+    },
+    "data_loss": {
+        "fault": "rows_deleted",
+        "description": "Recent health_data rows are deleted; the restore point and LSN are recorded just before.",
+        "runbook_scenario": 5, "expected_p_level": "P1",
+        "recovery": {"playbook": "recover-db.yml",
+                     "vars": {"recover_mode": "pitr", "recover_target": {"name": "{restore_point}"}}},
+        "probe": "app",
+        "prepare": ["backup.yml"],
+        "rpo_cutoff": "restore_point",
+    },
+    "bad_release": {
+        "fault": "bad_release",
+        "description": "A release whose /health answers 500 is built and deployed from a new tag.",
+        "runbook_scenario": 1, "expected_p_level": "P0",
+        "recovery": {"playbook": "rollback.yml", "vars": {}},
+        "probe": "app",
+    },
+    "uploads_lost": {
+        "fault": "uploads_lost",
+        "description": "Uploaded files are deleted (moved into the drill directory) and one is changed.",
+        "runbook_scenario": 5, "expected_p_level": "P2",
+        "recovery": {"playbook": "restore-files.yml", "vars": {}},
+        "probe": "app+uploads",
+        "prepare": ["backup.yml"],
+    },
+    "corrupt_backup": {
+        "fault": "backup_corrupt",
+        "description": "4 KB inside the newest dump are overwritten; verification must fail and name it.",
+        "runbook_scenario": 5, "expected_p_level": None,
+        "recovery": {"playbook": "verify-backups.yml", "vars": {}, "expect": "failure"},
+        "probe": "app+backups",
+        "prepare": ["backup.yml"],
+        "detect": "recovery",
+    },
+}
+
+DEFAULT_ORDER = list(SCENARIOS)
+
+
+class CatalogError(ValueError):
+    pass
+
+
+def select(names=None, overrides=None):
+    """The chosen scenarios, in the given order, each a copy with its ``name``.
+
+    ``overrides`` maps a scenario name to keys replacing the catalogue's (used to point a scenario at
+    another recovery playbook, e.g. in tests).
+    """
+    names = list(names or DEFAULT_ORDER)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        raise CatalogError("drill_scenarios: unknown scenario(s) %s; valid: %s"
+                           % (", ".join(unknown), ", ".join(DEFAULT_ORDER)))
+    if len(set(names)) != len(names):
+        raise CatalogError("drill_scenarios: a scenario is listed twice: %s" % ", ".join(names))
+    bad = [n for n in (overrides or {}) if n not in SCENARIOS]
+    if bad:
+        raise CatalogError("drill_scenario_overrides: unknown scenario(s) %s" % ", ".join(bad))
+    chosen = []
+    for name in names:
+        scenario = copy.deepcopy(SCENARIOS[name])
+        scenario.update(copy.deepcopy((overrides or {}).get(name, {})))
+        scenario["name"] = name
+        scenario.setdefault("prepare", [])
+        scenario.setdefault("detect", "diagnose")
+        scenario["recovery"].setdefault("expect", "success")
+        chosen.append(scenario)
+    return chosen
+
+
+def availability(scenario, playbook_dir):
+    """``None`` when every playbook the scenario needs exists, else ``unavailable: <playbook> missing``."""
+    needed = list(scenario.get("prepare", [])) + [scenario["recovery"]["playbook"]]
+    for playbook in needed:
+        path = playbook if os.path.isabs(playbook) else os.path.join(playbook_dir, playbook)
+        if not os.path.exists(path):
+            return "unavailable: %s missing" % os.path.basename(playbook)
+    return None
+
+
+def render_vars(value, facts):
+    """Fill ``{name}`` placeholders in recovery vars from facts recorded at injection time."""
+    if isinstance(value, dict):
+        return {k: render_vars(v, facts) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render_vars(v, facts) for v in value]
+    if isinstance(value, str) and value.startswith("{") and value.endswith("}") and value[1:-1] in facts:
+        return facts[value[1:-1]]
+    return value
