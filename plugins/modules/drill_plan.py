@@ -1,0 +1,114 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: drill_plan
+short_description: Refuse production, choose the drill scenarios and say which can run
+description:
+  - Fails when the inventory has a C(production) group with any host, when any target host is in it, or when
+    the site says C(hb_environment=production). There is no override; nothing has been injected yet.
+  - Chooses the scenarios from the catalogue (all by default) and marks those whose recovery or preparation
+    playbook is missing as C(unavailable: <playbook> missing); those are never reported as passed.
+  - Creates the drill's run directory.
+version_added: "1.0.0"
+author: healthbutler.recovery
+options:
+  scenarios:
+    description: Scenario names; empty means the whole catalogue, in its order.
+    type: list
+    elements: str
+    default: []
+  overrides:
+    description: Per scenario, catalogue keys to replace (for example another recovery playbook).
+    type: dict
+    default: {}
+  groups:
+    description: The inventory's groups (the C(groups) magic variable).
+    type: dict
+    required: true
+  target_hosts:
+    description: The hosts the drill would touch.
+    type: list
+    elements: str
+    default: []
+  environment:
+    description: The site's C(hb_environment).
+    type: str
+    default: ""
+  playbook_dir:
+    description: Where the recovery playbooks live.
+    type: path
+    required: true
+  run_dir:
+    description: The drill's run directory (created).
+    type: path
+    required: true
+notes:
+  - Check mode creates nothing and returns the same plan.
+"""
+
+EXAMPLES = r"""
+- name: Plan the drill
+  healthbutler.recovery.drill_plan:
+    scenarios: [app_crash, db_down]
+    groups: "{{ groups }}"
+    environment: "{{ hb_environment }}"
+    playbook_dir: "{{ playbook_dir }}"
+    run_dir: /srv/runs/20260101T000000Z-drill
+"""
+
+RETURN = r"""
+scenarios:
+  description: The chosen scenarios with their catalogue entry, C(unavailable) (null or the reason) and C(dir).
+  type: list
+  elements: dict
+  returned: success
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.healthbutler.recovery.plugins.module_utils import drill_catalog
+
+
+def production_hosts(groups, targets):
+    prod = set(groups.get("production") or [])
+    return sorted(prod), sorted(prod & set(targets))
+
+
+def main():
+    module = AnsibleModule(argument_spec={
+        "scenarios": {"type": "list", "elements": "str", "default": []},
+        "overrides": {"type": "dict", "default": {}},
+        "groups": {"type": "dict", "required": True},
+        "target_hosts": {"type": "list", "elements": "str", "default": []},
+        "environment": {"type": "str", "default": ""},
+        "playbook_dir": {"type": "path", "required": True},
+        "run_dir": {"type": "path", "required": True},
+    }, supports_check_mode=True)
+    p = module.params
+    prod, touched = production_hosts(p["groups"], p["target_hosts"])
+    if prod or touched or p["environment"] == "production":
+        module.fail_json(msg="drill refused: the inventory is production (group production: %s; targeted: %s; "
+                             "hb_environment=%s). Drills run only against the sandbox or a staging inventory; "
+                             "there is no override." % (", ".join(prod) or "-", ", ".join(touched) or "-",
+                                                        p["environment"] or "-"), refused=True)
+    try:
+        chosen = drill_catalog.select(p["scenarios"], p["overrides"])
+    except drill_catalog.CatalogError as exc:
+        module.fail_json(msg=str(exc), valid=drill_catalog.DEFAULT_ORDER)
+    for scenario in chosen:
+        scenario["unavailable"] = drill_catalog.availability(scenario, p["playbook_dir"])
+        scenario["dir"] = os.path.join(p["run_dir"], scenario["name"])
+    if not module.check_mode:
+        for scenario in chosen:
+            os.makedirs(scenario["dir"], exist_ok=True)
+    module.exit_json(changed=not module.check_mode, scenarios=chosen, run_dir=p["run_dir"])
+
+
+if __name__ == "__main__":
+    main()
