@@ -1,0 +1,152 @@
+"""Catalogue, verdicts, journal and checklist."""
+
+import pytest
+
+from ansible_collections.healthbutler.recovery.plugins.module_utils import drill_catalog, drill_journal, drill_measure
+
+T0 = "2026-11-28T10:00:00.000Z"
+
+
+def at(seconds):
+    return drill_measure.iso(drill_measure.parse_iso(T0) + seconds)
+
+
+def writes(*attempts):
+    return [{"t": drill_measure.parse_iso(T0) + t, "status": s, "id": i, "ms": 1} for t, s, i in attempts]
+
+
+def scenario(name="app_crash", **over):
+    return drill_catalog.select([name], {name: over} if over else None)[0]
+
+
+def good_run(**changes):
+    run = {
+        "marks": {"scenario_start": at(-10), "inject_start": at(0), "inject_end": at(1), "recover_start": at(5),
+                  "recover_end": at(20), "steady_after_start": at(20), "steady_after_end": at(25),
+                  "scenario_end": at(40)},
+        "statuses": {"steady_before": "ok", "writer": "ok", "inject": "ok", "detect": "ok", "recover": "ok",
+                     "steady_after": "ok", "rollback": "ok"},
+        "detection": {"status": "detected", "detected_at": at(4), "p_level": "P0", "scenarios": [1]},
+        "recovery": {"rc": 0, "playbook": "restart-app.yml"},
+        "writes": writes((-1, 201, 10), (0.5, 0, None), (20, 201, 11)),
+        "present_ids": [10, 11],
+    }
+    run.update(changes)
+    return run
+
+
+def evaluate(sc, run):
+    return drill_journal.evaluate(sc, run["marks"], run["statuses"], {}, run["detection"], run["recovery"],
+                                  run["writes"], run["present_ids"], run.get("facts"))
+
+
+def test_catalogue_has_every_runbook_drill():
+    assert set(drill_catalog.SCENARIOS) >= {
+        "app_crash", "app_crash_loop", "db_down", "connection_exhaustion", "memory_leak", "lock_contention",
+        "slow_queries", "data_loss", "bad_release", "uploads_lost", "corrupt_backup"}
+    for name, sc in drill_catalog.SCENARIOS.items():
+        assert sc["fault"] and sc["recovery"]["playbook"].endswith(".yml") and sc["probe"] in drill_catalog.PROBES, name
+        assert sc["runbook_scenario"] in (1, 2, 3, 4, 5), name
+
+
+def test_select_rejects_unknown_and_duplicates():
+    with pytest.raises(drill_catalog.CatalogError, match="unknown scenario.*nope.*valid: app_crash"):
+        drill_catalog.select(["nope"])
+    with pytest.raises(drill_catalog.CatalogError, match="twice"):
+        drill_catalog.select(["db_down", "db_down"])
+    assert [s["name"] for s in drill_catalog.select([])] == drill_catalog.DEFAULT_ORDER
+
+
+def test_override_replaces_recovery():
+    sc = scenario(recovery={"playbook": "/tmp/x.yml", "vars": {}})
+    assert sc["recovery"] == {"playbook": "/tmp/x.yml", "vars": {}, "expect": "success"}
+    assert drill_catalog.SCENARIOS["app_crash"]["recovery"]["playbook"] == "restart-app.yml"
+
+
+def test_missing_recovery_playbook_is_unavailable(tmp_path):
+    (tmp_path / "backup.yml").write_text("---\n")
+    assert drill_catalog.availability(scenario("data_loss"), str(tmp_path)) == "unavailable: recover-db.yml missing"
+    (tmp_path / "recover-db.yml").write_text("---\n")
+    assert drill_catalog.availability(scenario("data_loss"), str(tmp_path)) is None
+
+
+def test_render_vars_fills_restore_point():
+    got = drill_catalog.render_vars(drill_catalog.SCENARIOS["data_loss"]["recovery"]["vars"], {"restore_point": "rp1"})
+    assert got == {"recover_mode": "pitr", "recover_target": {"name": "rp1"}}
+
+
+def test_passed_scenario_measures_detect_rto_rpo():
+    entry = evaluate(scenario(), good_run())
+    assert entry["status"] == "passed" and not entry["deviated"]
+    assert entry["detection"]["time_to_detect_s"] == 4.0 and entry["detection"]["p_level_match"]
+    assert entry["rto_s"] == 25.0
+    assert entry["rpo"]["lost_writes"] == 0 and entry["writes"]["failed"] == 1
+    assert entry["target_met"] == {"response": True, "resolution": True, "rpo": True}
+
+
+def test_failed_recovery_is_a_deviation_with_evidence():
+    run = good_run(recovery={"rc": 2, "evidence": "Restart: boom"},
+                   statuses=dict(good_run()["statuses"], recover="failed", steady_after="failed"))
+    entry = evaluate(scenario(), run)
+    assert entry["status"] == "failed" and entry["deviated"]
+    assert any("recovery restart-app.yml failed (rc=2, expected success): Restart: boom" in d
+               for d in entry["deviations"])
+    assert entry["rto_s"] is None
+    assert entry["rollbacks"][0]["status"] == "ok"
+
+
+def test_misclassification_and_lost_writes_fail():
+    run = good_run(detection={"status": "detected", "detected_at": at(4), "p_level": "P2", "scenarios": [4]},
+                   present_ids=[11])
+    entry = evaluate(scenario(), run)
+    assert entry["status"] == "failed"
+    text = " | ".join(entry["deviations"])
+    assert "detected as scenario [4], expected 1" in text and "classified P2, expected P0" in text
+    assert "1 acknowledged write(s) lost" in text
+
+
+def test_rto_over_target_fails():
+    run = good_run()
+    run["marks"]["steady_after_end"] = at(3601)
+    entry = evaluate(scenario(), run)
+    assert entry["target_met"]["resolution"] is False
+    assert any("RTO 3601 s over the P0 resolution target 3600 s" in d for d in entry["deviations"])
+
+
+def test_expected_failure_of_verification_is_ok():
+    sc = scenario("corrupt_backup")
+    run = good_run(recovery={"rc": 2}, detection={"status": "detected", "detected_at": at(9), "p_level": None,
+                                                  "scenarios": [5]})
+    entry = evaluate(sc, run)
+    assert entry["recovery"]["status"] == "ok" and entry["status"] == "passed", entry["deviations"]
+
+
+def test_not_steady_before_is_aborted():
+    run = good_run(statuses={"steady_before": "failed"})
+    assert evaluate(scenario(), run)["status"] == "aborted"
+
+
+def test_unavailable_is_never_passed():
+    entry = drill_journal.evaluate(scenario(), {}, {"unavailable": "unavailable: restart-app.yml missing"})
+    assert entry["status"] == "unavailable"
+    row = drill_journal.table_rows([entry])[0]
+    assert row["result"] == "unavailable: restart-app.yml missing"
+
+
+def test_pitr_cutoff_rpo():
+    run = good_run(writes=writes((-2, 201, 10), (2, 201, 11), (20, 201, 12)), present_ids=[10, 12],
+                   facts={"cutoff_epoch": drill_measure.parse_iso(T0) + 1})
+    entry = evaluate(scenario("data_loss"), run)
+    assert entry["rpo"]["lost_writes"] == 0 and entry["rpo"]["discarded_after_cutoff"] == 1
+
+
+def test_journal_and_checklist():
+    passed = evaluate(scenario(), good_run())
+    unavailable = drill_journal.evaluate(scenario("db_down"), {}, {"unavailable": "unavailable: x.yml missing"})
+    j = drill_journal.journal([passed, unavailable], at(-20), at(60), "inventories/sandbox", "sandbox", "/r")
+    assert j["status"] == "failed" and j["counts"] == {"passed": 1, "unavailable": 1}
+    items = {i["zh"]: i for i in j["checklist"]}
+    assert len(items) == 8 and items["演练执行"]["done"] and items["演练执行"]["by"] == "drill"
+    assert not items["参与人员通知"]["done"] and items["参与人员通知"]["by"] == "manual"
+    table = drill_journal.format_table(drill_journal.table_rows(j["scenarios"]))
+    assert table.count("\n") == 3 and "| app_crash " in table and "5m/1h" in table

@@ -1,0 +1,60 @@
+"""Running playbooks in their own process and detecting with the diagnosis (fake runner)."""
+
+import json
+import os
+
+from ansible_collections.healthbutler.recovery.plugins.module_utils import drill_run
+from ansible_collections.healthbutler.recovery.plugins.modules.drill_plan import production_hosts
+
+
+def test_run_playbook_passes_run_dir_vars_and_collects_failed_tasks(fake_runner, tmp_path):
+    run_dir = tmp_path / "recover"
+    run_dir.mkdir()
+    (run_dir / "timeline.jsonl").write_text(
+        json.dumps({"event": "task", "task": "Start", "status": "ok"}) + "\n"
+        + json.dumps({"event": "task", "task": "Verify", "status": "failed", "host": "h", "msg": "503"}) + "\n")
+    fake_runner.add(r"ansible-playbook /p/restart-app.yml -i inv -e @", rc=2, stdout="PLAY RECAP")
+    got = drill_run.run_playbook(fake_runner, "ansible-playbook", "/p/restart-app.yml", ["inv"], str(run_dir),
+                                 extra_vars={"x": 1}, timeout=30)
+    call = fake_runner.calls[0]
+    assert call["env"]["HB_RUN_DIR"] == str(run_dir) and call["env"]["LANG"] == "C.UTF-8"
+    assert json.loads((run_dir / "extra-vars.json").read_text()) == {"x": 1}
+    assert got["rc"] == 2 and got["evidence"] == "Verify: 503"
+    assert (run_dir / "console.log").read_text() == "PLAY RECAP"
+
+
+def test_detect_polls_until_classified(fake_runner, tmp_path):
+    playbook = tmp_path / "diagnose.yml"
+    playbook.write_text("---\n")
+    answers = [None, {"severity": "P0", "scenarios": [1], "findings": [{"name": "app down"}]}]
+
+    def fake(argv, data):
+        sub = argv[argv.index("-e") + 1][1:]
+        run_dir = os.path.dirname(sub)
+        diag = answers.pop(0)
+        if diag:
+            with open(os.path.join(run_dir, "diagnosis.json"), "w", encoding="utf-8") as fh:
+                json.dump(diag, fh)
+        return ""
+    fake_runner.add("diagnose.yml", rc=0, stdout=fake)
+    got = drill_run.detect(fake_runner, "ansible-playbook", str(playbook), ["inv"], str(tmp_path / "d"),
+                           attempts=3, delay=0, sleep=lambda s: None)
+    assert got["status"] == "detected" and got["attempts"] == 2
+    assert got["p_level"] == "P0" and got["scenarios"] == [1] and got["findings"] == ["app down"]
+
+
+def test_detect_reports_a_miss_and_a_missing_playbook(fake_runner, tmp_path):
+    playbook = tmp_path / "diagnose.yml"
+    playbook.write_text("---\n")
+    fake_runner.add("diagnose.yml", rc=0)
+    got = drill_run.detect(fake_runner, "ansible-playbook", str(playbook), [], str(tmp_path / "d"), attempts=2,
+                           delay=0, sleep=lambda s: None)
+    assert got["status"] == "missed" and got["detail"] == "not detected after 2 diagnosis run(s)"
+    got = drill_run.detect(fake_runner, "ansible-playbook", str(tmp_path / "none.yml"), [], str(tmp_path / "e"))
+    assert got == {"status": "unavailable", "detail": "unavailable: none.yml missing", "attempts": 0}
+
+
+def test_production_group_is_refused_whoever_is_targeted():
+    groups = {"production": ["production-app-1"], "app": ["production-app-1"], "staging": []}
+    assert production_hosts(groups, ["production-app-1"]) == (["production-app-1"], ["production-app-1"])
+    assert production_hosts({"app": ["s1"], "staging": ["s1"]}, ["s1"]) == ([], [])
