@@ -129,13 +129,15 @@ def build(run, incident_start=None, severity=None):
     tasks = [e for e in events if e.get("event") == "task"]
     times = [e.get("start") or e.get("time") for e in events] + [e.get("end") or e.get("time") for e in events]
     times = sorted(t for t in times if t)
-    start = incident_start or times[0]
-    end = times[-1]
+    result = run["results"][0] if run["results"] else None
+    start = incident_start or (result or {}).get("injected_at") or times[0]
+    end = max([times[-1]] + [t for t in ((result or {}).get("steady_at"), (result or {}).get("end")) if t])
     failed = [t for t in tasks if t.get("status") in ("failed", "unreachable", "interrupted")]
     ends = [e for e in events if e.get("event") == "run_end"]
     outcome = "failed" if failed or any(e.get("status") != "ok" for e in ends) else "ok"
     diag = diagnosis_summary(run["diagnoses"][0] if run["diagnoses"] else None)
-    result = run["results"][0] if run["results"] else None
+    if not diag["scenarios"] and (result or {}).get("detection"):
+        diag["scenarios"] = result["detection"].get("scenarios") or []
     p_level = severity or diag["p_level"] or (result or {}).get("expected_p_level")
     base = measure.parse_iso(start)
 

@@ -10,7 +10,7 @@ short_description: Write the drill journal (journal.json), drill.md and drill.ht
 description:
   - Collects every scenario's C(result.json) under the drill's run directory in the order given, adds the totals
     and the runbook's drill checklist (演练检查清单: what the run did, what remains manual) and writes
-    C(journal.json), C(drill.md) and a self-contained C(drill.html) (timeline chart in inline SVG, one row per
+    C(journal.json), C(table.txt), C(drill.md) and a self-contained C(drill.html) (timeline chart in inline SVG, one row per
     scenario, against its P-level target; no external assets).
   - Returns the console table (one row per scenario).
 version_added: "1.0.0"
@@ -94,7 +94,7 @@ def main():
     entries = load_entries(p["run_dir"], p["scenarios"])
     journal = drill_journal.journal(entries, p["start"], utc_now(), p["inventory"], p["environment"], p["run_dir"])
     table = drill_journal.format_table(drill_journal.table_rows(entries))
-    paths = {n: os.path.join(p["run_dir"], n) for n in ("journal.json", "drill.md", "drill.html")}
+    paths = {n: os.path.join(p["run_dir"], n) for n in ("journal.json", "drill.md", "drill.html", "table.txt")}
     if not module.check_mode:
         with open(paths["journal.json"], "w", encoding="utf-8") as fh:
             json.dump(journal, fh, indent=1, sort_keys=True)
@@ -102,6 +102,8 @@ def main():
             fh.write(report_render.drill_markdown(journal))
         with open(paths["drill.html"], "w", encoding="utf-8") as fh:
             fh.write(report_render.drill_html(journal))
+        with open(paths["table.txt"], "w", encoding="utf-8") as fh:
+            fh.write(table + "\n")
     module.exit_json(changed=not module.check_mode, table=table, status=journal["status"],
                      counts=journal["counts"], html=paths["drill.html"], journal=paths["journal.json"],
                      markdown=paths["drill.md"])
