@@ -48,3 +48,12 @@ clean:
 	-[ -e .sandbox ] && ansible-playbook playbooks/sandbox.yml -e sandbox_state=absent
 	rm -rf .ansible .pytest_cache .ruff_cache tests/output
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
+
+# The main job: bootstrap, sandbox up, drill the whole scenario catalogue, print the table.
+# DRILL_ARGS passes extra options, e.g. DRILL_ARGS='-e {"drill_scenarios":["app_crash","db_down"]}'.
+DRILL_RUN_DIR ?= $(CURDIR)/.sandbox/runs/$(shell date -u +%Y%m%dT%H%M%SZ)-drill
+.PHONY: drill
+drill: sandbox
+	@rc=0; HB_RUN_DIR=$(DRILL_RUN_DIR) ansible-playbook playbooks/drill.yml -e drill_run_dir=$(DRILL_RUN_DIR) \
+		$(DRILL_ARGS) || rc=$$?; echo; cat $(DRILL_RUN_DIR)/table.txt 2>/dev/null; \
+		echo "HTML report: $(DRILL_RUN_DIR)/drill.html"; exit $$rc
