@@ -11,7 +11,7 @@ description:
   - Fails when the inventory has a C(production) group with any host, when any target host is in it, or when
     the site says C(hb_environment=production). There is no override; nothing has been injected yet.
   - Chooses the scenarios from the catalogue (all by default) and marks those whose recovery or preparation
-    playbook is missing as C(unavailable: <playbook> missing); those are never reported as passed.
+    playbook is missing as unavailable (C(unavailable - <playbook> missing)); those are never reported as passed.
   - Creates the drill's run directory.
 version_added: "1.0.0"
 author: healthbutler.recovery

@@ -9,8 +9,9 @@ module: drill_report
 short_description: Write the drill journal (journal.json), drill.md and drill.html from the scenario results
 description:
   - Collects every scenario's C(result.json) under the drill's run directory in the order given, adds the totals
-    and the runbook's drill checklist (演练检查清单: what the run did, what remains manual) and writes
-    C(journal.json), C(table.txt), C(drill.md) and a self-contained C(drill.html) (timeline chart in inline SVG, one row per
+    and the runbook's drill checklist (演练检查清单 - what the run did, what remains manual) and writes
+    C(journal.json), C(table.txt), C(drill.md) and a self-contained C(drill.html) (timeline chart in inline SVG,
+    one row per
     scenario, against its P-level target; no external assets).
   - Returns the console table (one row per scenario).
 version_added: "1.0.0"
