@@ -8,6 +8,8 @@ before/after, rollbacks), per scenario and per step.
 
 from __future__ import annotations
 
+import os
+
 from ansible_collections.healthbutler.recovery.plugins.module_utils import drill_measure as measure
 from ansible_collections.healthbutler.recovery.plugins.module_utils.drill_targets import targets_for
 
@@ -95,7 +97,8 @@ def evaluate(scenario, marks, statuses, details=None, detection=None, recovery=N
         recovery["status"] = "ok" if rc is not None and ((rc == 0) == (expect == "success")) else "failed"
         if recovery["status"] != "ok":
             deviations.append("recovery %s %s (rc=%s, expected %s)%s" % (
-                scenario["recovery"]["playbook"], "failed" if expect == "success" else "did not fail", rc, expect,
+                os.path.basename(scenario["recovery"]["playbook"]),
+                "failed" if expect == "success" else "did not fail", rc, expect,
                 ": " + recovery["evidence"] if recovery.get("evidence") else ""))
     entry["recovery"] = recovery or None
 
