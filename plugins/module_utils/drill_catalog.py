@@ -5,7 +5,10 @@
 Each scenario names its fault injection (a task file ``roles/drill/tasks/faults/<fault>.yml`` with an
 ``inject`` and a ``rollback`` part), the runbook scenario and expected P-level, the recovery playbook
 (with extra vars) and the steady-state probe. ``prepare`` playbooks run before the steady-state check
-(for example a fresh backup that the recovery needs).
+(for example a fresh backup that the recovery needs). ``detect`` says how the fault is detected:
+``diagnose`` (the diagnosis playbook must classify it), ``recovery`` (the recovery playbook is the
+detector, e.g. verification catching a corrupt backup) or ``reported`` (users report it, as the runbook's
+场景5 symptoms say: deleted rows and lost files are invisible to a health diagnosis).
 """
 
 from __future__ import annotations
@@ -56,8 +59,7 @@ SCENARIOS = {
         "description": "An open transaction holds a lock on health_data that blocks every INSERT.",
         "runbook_scenario": 4, "expected_p_level": "P2",
         "recovery": {"playbook": "triage-performance.yml",
-                     "vars": {"performance_triage_terminate_blockers": True,
-                              "performance_triage_blocker_min_age_seconds": 5}},
+                     "vars": {"performance_triage_resolve": "terminate", "performance_triage_blocker_min_age": 5}},
         "probe": "app",
     },
     "slow_queries": {
@@ -72,15 +74,16 @@ SCENARIOS = {
         "description": "Recent health_data rows are deleted; the restore point and LSN are recorded just before.",
         "runbook_scenario": 5, "expected_p_level": "P1",
         "recovery": {"playbook": "recover-db.yml",
-                     "vars": {"recover_mode": "pitr", "recover_target": {"name": "{restore_point}"}}},
+                     "vars": {"recover_mode": "pitr", "target": {"name": "{restore_point}"}}},
         "probe": "app",
         "prepare": ["backup.yml"],
+        "detect": "reported",
         "rpo_cutoff": "restore_point",
     },
     "bad_release": {
         "fault": "bad_release",
         "description": "A release whose /health answers 500 is built and deployed from a new tag.",
-        "runbook_scenario": 1, "expected_p_level": "P0",
+        "runbook_scenario": 1, "expected_p_level": "P1",
         "recovery": {"playbook": "rollback.yml", "vars": {}},
         "probe": "app",
     },
@@ -91,6 +94,7 @@ SCENARIOS = {
         "recovery": {"playbook": "restore-files.yml", "vars": {}},
         "probe": "app+uploads",
         "prepare": ["backup.yml"],
+        "detect": "reported",
     },
     "corrupt_backup": {
         "fault": "backup_corrupt",

@@ -85,7 +85,7 @@ def evaluate(scenario, marks, statuses, details=None, detection=None, recovery=N
             if targets and ttd is not None and ttd > targets["response_s"]:
                 deviations.append("time to detect %.0f s over the %s response target %d s"
                                   % (ttd, p_level, targets["response_s"]))
-        elif detection.get("status") not in (None, "not_run", "skipped"):
+        elif detection.get("status") not in (None, "not_run", "skipped", "reported"):
             deviations.append("detection: %s" % (detection.get("detail") or detection.get("status")))
     entry["detection"] = detection or None
 

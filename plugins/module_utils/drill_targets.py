@@ -13,8 +13,9 @@ HOUR = 3600
 
 # runbook 响应时间: P0 立即 / <1h, P1 <15min / <4h, P2 <1h / <24h, P3 <4h / <72h.
 # "立即" (immediately) is read as 5 minutes for a measurable drill target.
+_IMMEDIATE_S = 5 * MINUTE
 _RUNBOOK = {
-    "P0": {"response_s": 5 * MINUTE, "resolution_s": 1 * HOUR},
+    "P0": {"response_s": _IMMEDIATE_S, "resolution_s": 1 * HOUR},
     "P1": {"response_s": 15 * MINUTE, "resolution_s": 4 * HOUR},
     "P2": {"response_s": 1 * HOUR, "resolution_s": 24 * HOUR},
     "P3": {"response_s": 4 * HOUR, "resolution_s": 72 * HOUR},
@@ -34,17 +35,20 @@ def _runbook_targets(p_level):
 
 
 def targets_for(p_level):
-    """``{"response_s", "resolution_s"}`` for a P-level, or None for no/unknown level."""
+    """``{"response_s", "resolution_s"}`` for a P-level, or None for no/unknown level.
+
+    Taken from ``incident_policy.targets`` (minutes) when that module is present; a response of 0
+    ("立即") is measured against 5 minutes.
+    """
     try:
         from ansible_collections.healthbutler.recovery.plugins.module_utils import incident_policy
-        getter = getattr(incident_policy, "targets_for", None)
-        if getter is not None:
-            got = getter(p_level)
-            if got:
-                return {"response_s": int(got["response_s"]), "resolution_s": int(got["resolution_s"])}
-    except (ImportError, KeyError, TypeError, ValueError):
-        pass
-    return _runbook_targets(p_level)
+        got = incident_policy.targets(p_level)
+        if got:
+            return {"response_s": int(got["response_minutes"] * MINUTE) or _IMMEDIATE_S,
+                    "resolution_s": int(got["resolution_minutes"] * MINUTE)}
+        return None
+    except (ImportError, AttributeError, KeyError, TypeError, ValueError):
+        return _runbook_targets(p_level)
 
 
 def escalation_step(elapsed_s, p_level=None):

@@ -114,6 +114,8 @@ def diagnosis_summary(diag):
     for f in cls.get("findings") or diag.get("findings") or []:
         if isinstance(f, dict):
             name = f.get("title") or f.get("name") or f.get("rule") or f.get("id") or "finding"
+            if f.get("summary") and f.get("summary") != name:
+                name = "%s: %s" % (name, f["summary"])
             evidence = f.get("evidence") if f.get("evidence") is not None else f.get("detail", "")
             findings.append({"name": str(name), "evidence": evidence if isinstance(evidence, str)
                              else json.dumps(evidence, sort_keys=True, default=str)[:300],

@@ -72,7 +72,7 @@ def test_missing_recovery_playbook_is_unavailable(tmp_path):
 
 def test_render_vars_fills_restore_point():
     got = drill_catalog.render_vars(drill_catalog.SCENARIOS["data_loss"]["recovery"]["vars"], {"restore_point": "rp1"})
-    assert got == {"recover_mode": "pitr", "recover_target": {"name": "rp1"}}
+    assert got == {"recover_mode": "pitr", "target": {"name": "rp1"}}
 
 
 def test_passed_scenario_measures_detect_rto_rpo():
