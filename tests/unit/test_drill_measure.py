@@ -88,3 +88,16 @@ def test_no_targets_without_level():
 ])
 def test_escalation_path(minutes, level, key):
     assert drill_targets.escalation_step(minutes * 60, level)["key"] == key
+
+
+def test_targets_prefer_incident_policy(monkeypatch):
+    import types
+
+    from ansible_collections.healthbutler.recovery.plugins import module_utils
+
+    fake = types.ModuleType("incident_policy")
+    fake.targets = lambda p: {"response_minutes": 0, "resolution_minutes": 30} if p == "P0" else None
+    monkeypatch.setitem(__import__("sys").modules, module_utils.__name__ + ".incident_policy", fake)
+    monkeypatch.setattr(module_utils, "incident_policy", fake, raising=False)
+    assert drill_targets.targets_for("P0") == {"response_s": 300, "resolution_s": 1800}
+    assert drill_targets.targets_for("P1") is None
