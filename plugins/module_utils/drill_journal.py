@@ -117,6 +117,8 @@ def evaluate(scenario, marks, statuses, details=None, detection=None, recovery=N
     entry["writes"] = measure.write_summary(writes, since=measure.parse_iso(entry["injected_at"])
                                             if entry["injected_at"] else None)
     entry["rpo"] = measure.rpo(writes, present_ids, cutoff=cutoff) if present_ids is not None else None
+    if entry["rpo"] is None and measure.acknowledged(writes):
+        deviations.append("RPO not measured: the acknowledged rows could not be read after recovery")
     if entry["rpo"] and entry["rpo"]["lost_writes"]:
         deviations.append("%d acknowledged write(s) lost (RPO target 0), from %s to %s" % (
             entry["rpo"]["lost_writes"], entry["rpo"]["lost_span"]["first"], entry["rpo"]["lost_span"]["last"]))

@@ -150,3 +150,9 @@ def test_journal_and_checklist():
     assert not items["参与人员通知"]["done"] and items["参与人员通知"]["by"] == "manual"
     table = drill_journal.format_table(drill_journal.table_rows(j["scenarios"]))
     assert table.count("\n") == 3 and "| app_crash " in table and "5m/1h" in table
+
+
+def test_unmeasured_rpo_is_a_deviation():
+    entry = evaluate(scenario(), good_run(present_ids=None))
+    assert entry["status"] == "failed" and entry["rpo"] is None
+    assert "RPO not measured" in entry["deviations"][0]
