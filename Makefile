@@ -51,7 +51,8 @@ clean:
 
 # The main job: bootstrap, sandbox up, drill the whole scenario catalogue, print the table.
 # DRILL_ARGS passes extra options, e.g. DRILL_ARGS='-e {"drill_scenarios":["app_crash","db_down"]}'.
-DRILL_RUN_DIR ?= $(CURDIR)/.sandbox/runs/$(shell date -u +%Y%m%dT%H%M%SZ)-drill
+DRILL_STAMP := $(shell date -u +%Y%m%dT%H%M%SZ)
+DRILL_RUN_DIR ?= $(CURDIR)/.sandbox/runs/$(DRILL_STAMP)-drill
 .PHONY: drill
 drill: sandbox
 	@rc=0; HB_RUN_DIR=$(DRILL_RUN_DIR) ansible-playbook playbooks/drill.yml -e drill_run_dir=$(DRILL_RUN_DIR) \
