@@ -68,6 +68,9 @@ def evaluate(scenario, marks, statuses, details=None, detection=None, recovery=N
         deviations.append("not steady before injection: %s" % (details.get("steady_before") or "probe failed"))
     if statuses.get("aborted"):
         deviations.append("aborted: %s" % statuses["aborted"])
+    for step in ("prepare", "writer", "inject", "drill"):
+        if statuses.get(step) == "failed":
+            deviations.append("%s failed: %s" % (step, details.get(step) or "see the timeline"))
 
     # detection
     if detection:
@@ -104,7 +107,7 @@ def evaluate(scenario, marks, statuses, details=None, detection=None, recovery=N
 
     if statuses.get("steady_before") == "ok" and statuses.get("steady_after") != "ok":
         deviations.append("steady state not reached after recovery: %s"
-                          % (details.get("steady_after") or "probe failed"))
+                          % (details.get("steady_after") or "not probed (an earlier step failed)"))
     if statuses.get("rollback") not in ("ok", None):
         deviations.append("rollback of the injection: %s" % (details.get("rollback") or statuses.get("rollback")))
 

@@ -156,3 +156,13 @@ def test_unmeasured_rpo_is_a_deviation():
     entry = evaluate(scenario(), good_run(present_ids=None))
     assert entry["status"] == "failed" and entry["rpo"] is None
     assert "RPO not measured" in entry["deviations"][0]
+
+
+def test_failed_injection_is_named():
+    run = good_run(statuses={"steady_before": "ok", "writer": "ok", "inject": "failed", "rollback": "ok"},
+                   recovery={}, detection={})
+    entry = drill_journal.evaluate(scenario(), run["marks"], run["statuses"], {"inject": "PM2 did not give up"},
+                                   {}, {}, run["writes"], run["present_ids"])
+    assert entry["status"] == "failed"
+    assert entry["deviations"][:2] == ["inject failed: PM2 did not give up",
+                                       "steady state not reached after recovery: not probed (an earlier step failed)"]
