@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import pm2
-from ansible_collections.healthbutler.recovery.plugins.module_utils.redact import redact_text
+from ansible_collections.healthbutler.recovery.plugins.module_utils.redact import env_key_report, redact_text
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import CommandError
 
 # Known signatures of the runbook's scenarios, counted in the error log tail.
@@ -118,8 +118,17 @@ def error_log(path, lines=100, now=None):
     return out
 
 
+def env_keys(path):
+    """The runbook's ``cat .env | grep -v '^#'``, made safe: [{key, set, value (redacted)}]."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return {"path": path, "keys": env_key_report(fh.read())}
+    except OSError as exc:
+        return {"path": path, "error": "cannot read %s: %s" % (path, exc.strerror or exc), "keys": []}
+
+
 def collect(runner, pm2_bin, pm2_home, app_name, port=None, health_url=None, api_urls=(), http_timeout=5,
-            log_lines=100, proc_root="/proc"):
+            log_lines=100, env_file=None, proc_root="/proc"):
     """The app section. Never raises for a down component: each part reports what it saw."""
     out = {"ok": True, "errors": [], "process": None, "pm2": {"reachable": False}}
     try:
@@ -135,5 +144,7 @@ def collect(runner, pm2_bin, pm2_home, app_name, port=None, health_url=None, api
     err_log = (out["process"] or {}).get("pm_err_log_path") or (
         os.path.join(pm2_home, "logs", "%s-error.log" % app_name) if pm2_home and app_name else None)
     out["error_log"] = error_log(err_log, log_lines)
+    if env_file:
+        out["env"] = env_keys(env_file)
     out["ok"] = not out["errors"]
     return out

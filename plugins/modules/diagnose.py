@@ -82,6 +82,11 @@ options:
     type: list
     elements: str
     default: []
+  env_file:
+    description:
+      - The app's C(.env). Reported as keys, whether each is set, and values with secrets redacted
+        (the runbook's C(cat .env) made safe). Omit to skip.
+    type: path
   http_timeout:
     description: Seconds to wait for each HTTP probe.
     type: int
@@ -214,7 +219,7 @@ facts:
       description: >-
         pm2 (reachable), process (name, pid, status, restart_time, unstable_restarts, uptime_s, exit_code,
         memory_bytes, heap), port (listening), health and api probes (status, time_total_s), error_log
-        (lines redacted, signatures counted, age_s).
+        (lines redacted, signatures counted, age_s), env (keys of I(env_file), set or not, values redacted).
       type: dict
       returned: when collected
     postgres:
@@ -270,7 +275,8 @@ def gather(module, runner, sections):
     if "app" in sections:
         pm2_bin = module.get_bin_path(p["pm2_bin"]) or p["pm2_bin"]
         facts["app"] = diagnose_app.collect(runner, pm2_bin, p["pm2_home"], p["app_name"], p["app_port"],
-                                            p["health_url"], p["api_urls"], p["http_timeout"], p["log_lines"])
+                                            p["health_url"], p["api_urls"], p["http_timeout"], p["log_lines"],
+                                            p["env_file"])
     if "postgres" in sections:
         conn = psql.Conn(p["pg_host"], p["pg_port"], p["pg_user"], p["pg_password"], p["pg_database"],
                          p["pg_bindir"])
@@ -299,6 +305,7 @@ def main():
             app_port=dict(type="int"),
             health_url=dict(type="str"),
             api_urls=dict(type="list", elements="str", default=[]),
+            env_file=dict(type="path"),
             http_timeout=dict(type="int", default=5),
             log_lines=dict(type="int", default=100),
             pg_bindir=dict(type="path"),
