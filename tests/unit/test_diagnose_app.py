@@ -23,7 +23,8 @@ def test_port_listening_from_proc(tmp_path):
 
 
 def test_signatures_counted():
-    lines = ["<--- Last few GCs --->", "FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory",
+    lines = ["<--- Last few GCs --->",
+             "FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory",
              "Cannot connect to database: Connection terminated", "Error: connect ECONNREFUSED 127.0.0.1:5432",
              "PrismaClientInitializationError: Can't reach database server at db:5432"]
     assert app.count_signatures(lines) == {"heap_out_of_memory": 1, "cannot_connect_database": 1,
