@@ -83,17 +83,20 @@ SELECT json_build_object(  -- cast to jsonb at the end: one line of output (json
 """
 
 
-def statement_columns(columns):
-    """Pick ``pg_stat_statements`` columns by reading the view: (mean, total) time column names.
+STATEMENT_TIME_COLUMNS = ("mean", "total", "stddev", "max")
 
-    PG 13+ has ``mean_exec_time``/``total_exec_time``; before, ``mean_time``/``total_time``.
-    Returns None when neither generation is present.
+
+def statement_columns(columns):
+    """Pick ``pg_stat_statements`` time columns by reading the view: {mean, total, stddev, max} -> name.
+
+    PG 13+ has ``mean_exec_time``, ``total_exec_time``...; before, ``mean_time``, ``total_time``...
+    Returns None when neither generation is complete.
     """
     columns = set(columns or ())
-    if {"mean_exec_time", "total_exec_time"} <= columns:
-        return "mean_exec_time", "total_exec_time"
-    if {"mean_time", "total_time"} <= columns:
-        return "mean_time", "total_time"
+    for suffix in ("_exec_time", "_time"):
+        names = {kind: kind + suffix for kind in STATEMENT_TIME_COLUMNS}
+        if set(names.values()) <= columns:
+            return names
     return None
 
 
@@ -102,14 +105,14 @@ def statements_sql(schema, columns, limit, min_calls=1):
 
     Uses the view's own column names (see ``statement_columns``).
     """
-    mean_col, total_col = columns
+    col = {kind: psql.quote_ident(name) for kind, name in columns.items()}
     return (
         "SELECT coalesce(json_agg(s), '[]')::jsonb FROM (SELECT s.queryid::text AS queryid, d.datname AS database,"
-        f" s.calls, round(s.{psql.quote_ident(mean_col)}::numeric, 2) AS mean_ms,"
-        f" round(s.{psql.quote_ident(total_col)}::numeric, 2) AS total_ms,"
+        f" s.calls, round(s.{col['mean']}::numeric, 2) AS mean_ms, round(s.{col['total']}::numeric, 2) AS total_ms,"
+        f" round(s.{col['stddev']}::numeric, 2) AS stddev_ms, round(s.{col['max']}::numeric, 2) AS max_ms,"
         " s.rows, left(s.query, 300) AS query"
         f" FROM {psql.quote_ident(schema)}.pg_stat_statements s LEFT JOIN pg_database d ON d.oid = s.dbid"
-        f" WHERE s.calls >= {int(min_calls)} ORDER BY s.{psql.quote_ident(mean_col)} DESC LIMIT {int(limit)}) s")
+        f" WHERE s.calls >= {int(min_calls)} ORDER BY s.{col['mean']} DESC LIMIT {int(limit)}) s")
 
 
 def lock_chains(waiting, blockers):
@@ -223,7 +226,7 @@ def top_statements(runner, conn, pgss, limit, min_calls=1):
     try:
         rows = psql.query_json(runner, conn, statements_sql(pgss["schema"], columns, limit, min_calls), timeout=30)
     except CommandError as exc:  # e.g. not in shared_preload_libraries
-        return {"available": False, "mean_column": columns[0],
+        return {"available": False, "mean_column": columns["mean"],
                 "reason": redact_text((exc.stderr or exc.msg).strip())[-300:]}
-    return {"available": True, "mean_column": columns[0], "min_calls": int(min_calls),
+    return {"available": True, "mean_column": columns["mean"], "min_calls": int(min_calls),
             "top": _redact_queries(rows or [])}

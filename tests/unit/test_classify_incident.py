@@ -124,6 +124,10 @@ CASES = [
                                                      "mean_ms": 2000.1}]}, "db_slow_statements"),
     ("slow at 2000 ms", {"postgres.statements.top": [{"query": "q", "calls": 3, "mean_ms": 2000.0}]}, None),
     ("slow one-off load", {"postgres.statements.top": [{"query": "INSERT", "calls": 2, "mean_ms": 6000}]}, None),
+    ("slow: stddev = mean", {"postgres.statements.top": [{"query": "q", "calls": 3, "mean_ms": 2500,
+                                                          "stddev_ms": 2500}]}, "db_slow_statements"),
+    ("one outlier: stddev > mean", {"postgres.statements.top": [{"query": "INSERT", "calls": 3, "mean_ms": 2067,
+                                                                 "stddev_ms": 2922}]}, None),
     ("disk 90.1 %", {"host.disks.0.used_percent": 90.1}, "disk_full"),
     ("disk 90 %", {"host.disks.0.used_percent": 90.0}, None),
     # 场景5 and the rest

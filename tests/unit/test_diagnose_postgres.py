@@ -10,13 +10,15 @@ from ansible_collections.healthbutler.recovery.plugins.module_utils.psql import 
 PG12_COLUMNS = ["userid", "dbid", "queryid", "query", "calls", "total_time", "min_time", "max_time", "mean_time",
                 "stddev_time", "rows"]
 PG13_COLUMNS = ["userid", "dbid", "toplevel", "queryid", "query", "plans", "total_plan_time", "calls",
-                "total_exec_time", "min_exec_time", "max_exec_time", "mean_exec_time", "rows"]
+                "total_exec_time", "min_exec_time", "max_exec_time", "mean_exec_time", "stddev_exec_time", "rows"]
+NEW = {"mean": "mean_exec_time", "total": "total_exec_time", "stddev": "stddev_exec_time", "max": "max_exec_time"}
+OLD = {"mean": "mean_time", "total": "total_time", "stddev": "stddev_time", "max": "max_time"}
 
 
 @pytest.mark.parametrize("columns,expected", [
-    (PG13_COLUMNS, ("mean_exec_time", "total_exec_time")),
-    (PG12_COLUMNS, ("mean_time", "total_time")),
-    (PG13_COLUMNS + ["mean_time", "total_time"], ("mean_exec_time", "total_exec_time")),
+    (PG13_COLUMNS, NEW),
+    (PG12_COLUMNS, OLD),
+    (PG13_COLUMNS + ["mean_time", "total_time", "stddev_time", "max_time"], NEW),
     (["queryid", "query", "calls"], None),
     (None, None),
 ])
@@ -25,11 +27,11 @@ def test_statement_columns_are_read_from_the_view(columns, expected):
 
 
 def test_statements_sql_uses_the_chosen_generation():
-    sql13 = pg.statements_sql("public", ("mean_exec_time", "total_exec_time"), 5, 3)
-    sql12 = pg.statements_sql("monitoring", ("mean_time", "total_time"), 10)
+    sql13 = pg.statements_sql("public", NEW, 5, 3)
+    sql12 = pg.statements_sql("monitoring", OLD, 10)
     assert 'ORDER BY s."mean_exec_time" DESC LIMIT 5' in sql13 and "s.calls >= 3" in sql13
     assert '"monitoring".pg_stat_statements' in sql12 and 'round(s."total_time"::numeric, 2)' in sql12
-    assert "mean_exec_time" not in sql12
+    assert 'round(s."stddev_time"::numeric, 2) AS stddev_ms' in sql12 and "_exec_time" not in sql12
 
 
 def test_lock_chain_of_two_levels_under_one_root():
