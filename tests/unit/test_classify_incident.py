@@ -227,3 +227,14 @@ def test_output_is_json_and_most_severe_first():
     result = json.loads(json.dumps(classify_incident(copy.deepcopy(facts))))
     assert [f["severity"] for f in result["findings"]] == ["P0", "P1", "P3"]
     assert set(result) >= {"healthy", "severity", "scenarios", "findings", "targets", "escalation", "next_playbook"}
+
+
+def test_docs_table_matches_the_policy():
+    import os
+    import re
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "diagnose.md")
+    with open(path, encoding="utf-8") as fh:
+        rows = re.findall(r"^\| `(\w+)` \| (P\d) \| (\d) \| `([^`]+)` \|", fh.read(), re.MULTILINE)
+    assert {fid: (sev, int(sc), pb) for fid, sev, sc, pb in rows} == {
+        fid: (sev, sc, policy.next_playbook(fid)) for fid, (sev, sc, _o, _m) in policy.FINDINGS.items()}
