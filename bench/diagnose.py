@@ -73,8 +73,9 @@ def main():
         median = statistics.median(times)
         print("%-28s %6d %7.2fs %7.2fs %7.2fs %6.1fx" % (name, len(times), median, min(times), max(times),
                                                          median / bash_median))
-    print("ratio = median / median of the bash script; load average now: %s" % " ".join(
-        open("/proc/loadavg", encoding="ascii").read().split()[:3]))
+    with open("/proc/loadavg", encoding="ascii") as fh:
+        load = " ".join(fh.read().split()[:3])
+    print("ratio = median / median of the bash script; load average now: %s" % load)
 
 
 if __name__ == "__main__":

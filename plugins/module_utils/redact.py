@@ -42,6 +42,8 @@ def is_secret_key(key):
     """True when ``key`` looks like it names a secret (``JWT_SECRET``, ``db_password``, ``apiKey``)."""
     key = str(key)
     lowered = key.lower()
+    if lowered in ("key", "keys"):  # a bare "key" names something (dict items, .env rows), it holds no secret
+        return False
     if any(word in lowered for word in SECRET_KEY_WORDS):
         return True
     parts = [p.lower() for p in _KEY_SPLIT.split(key) if p]

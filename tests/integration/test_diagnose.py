@@ -22,10 +22,10 @@ def box(sandbox):
     return sandbox
 
 
-def diagnose(box, run_dir, **extravars):
+def diagnose(box, run_dir, expect_rc=0, **extravars):
     """Run the playbook; check no secret leaked anywhere; return (classification, facts, markdown, console)."""
     run = run_playbook("diagnose.yml", dict({"diagnose_run_dir": run_dir}, **extravars))
-    assert run.rc == 0, run.stdout[-3000:]
+    assert (run.rc == 0) == (expect_rc == 0), run.stdout[-3000:]
     module_results = run.task_results(GATHER_TASK)
     assert len(module_results) == 1  # one module call for the whole host
     report, markdown = faults.read_reports(run_dir)
@@ -62,23 +62,19 @@ def test_healthy_sandbox_has_no_p_level(box, run_dir):
     assert "Healthy" in markdown and "healthy: no finding" in console
 
 
-def test_slow_statement(box, run_dir):
-    with faults.slow_statement(box):
+def test_slow_statement_and_lock_blocking_app_writes(box, run_dir):
+    """场景4, two faults in one pass: a recurring slow statement and a write waiting on a lock."""
+    with faults.slow_statement(box), faults.lock_blocking_writes(box) as lock:
         classification, _facts, markdown, _console = diagnose(box, run_dir)
-    assert_classified(classification, "P3", 4, "db_slow_statements")
+    assert_classified(classification, "P2", 4, "db_locks_waiting", "db_slow_statements")
+    assert finding(classification, "db_slow_statements")["severity"] == "P3"
     slow = finding(classification, "db_slow_statements")["evidence"]["statements"][0]
     assert "pg_sleep" in slow["query"] and slow["calls"] >= 3 and slow["mean_ms"] > 2000
-    assert "pg_sleep" in markdown
-
-
-def test_lock_blocking_app_writes(box, run_dir):
-    with faults.lock_blocking_writes(box) as lock:
-        classification, _facts, markdown, _console = diagnose(box, run_dir)
-    assert_classified(classification, "P2", 4, "db_locks_waiting")
     chain = finding(classification, "db_locks_waiting")["evidence"]["lock_chains"][0]
     assert chain["blocker"]["pid"] == lock["blocker_pid"] and chain["blocked_pids"]
     assert "INSERT INTO health_data" in json.dumps(finding(classification, "db_locks_waiting")["evidence"])
-    assert str(lock["blocker_pid"]) in markdown
+    assert str(lock["blocker_pid"]) in markdown and "pg_sleep" in markdown
+    assert classification["next_playbook"] == "playbooks/triage-performance.yml"
     assert lock["post"][0] == 201  # the blocked write went through once the lock was released
 
 
@@ -126,12 +122,11 @@ def test_redis_down(box, run_dir):
     assert "redis" in finding(classification, "app_http_errors")["summary"]
 
 
-def test_postgres_stopped_and_fail_on(box, run_dir):
+def test_postgres_stopped_fails_the_play_with_fail_on(box, run_dir):
     with faults.postgres_stopped(box):
-        classification, facts, markdown, _console = diagnose(box, run_dir)
-        failing = run_playbook("diagnose.yml", {"diagnose_fail_on": "P1", "diagnose_write_reports": False})
+        classification, facts, markdown, console = diagnose(box, run_dir, expect_rc=2, diagnose_fail_on="P1")
     assert_classified(classification, "P0", 2, "db_down", "app_db_errors_logged")
     assert facts["postgres"]["pg_isready"] == "no_response"
     assert "database" in finding(classification, "app_db_errors_logged")["summary"]
     assert "db_down" in markdown
-    assert failing.rc != 0 and "P0 is at or above diagnose_fail_on=P1" in failing.stdout
+    assert "P0 is at or above diagnose_fail_on=P1" in console

@@ -29,7 +29,7 @@ SECRETS = ["s3cretDBpw", "r3disPW", "jwtjwtjwtjwt", "quoted session secret", "sm
 @pytest.mark.parametrize("key,secret", [
     ("JWT_SECRET", True), ("db_password", True), ("PGPASSWORD", True), ("GITHUB_TOKEN", True),
     ("SMS_API_KEY", True), ("apiKey", True), ("REDISCLI_AUTH", True), ("client_credentials", True),
-    ("PRIVATE_PEM", True), ("key", True),
+    ("PRIVATE_PEM", True), ("key", False),
     ("evicted_keys", False), ("keyspace_hits", False), ("NODE_ENV", False), ("PORT", False),
     ("author", False), ("max_connections", False), ("DATABASE_URL", False),
 ])
