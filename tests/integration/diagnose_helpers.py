@@ -32,15 +32,16 @@ def flush_app_logs(box):
 
 
 def ensure_backup(box):
-    """A real pg_dump in the backup directory, as the daily backup would leave (once per session)."""
+    """A real pg_dump in the backup directory, as the daily backup would leave; its path if we made it."""
     dumps = os.path.join(box["hb_backup_dir"], "dumps")
     if glob.glob(os.path.join(dumps, "*.dump")):
-        return
+        return None
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     target = os.path.join(dumps, "%s_%s.dump" % (box["hb_db_name"], stamp))
     cmd = "mkdir -p %s && exec %s/pg_dump -Fc -h %s -p %s -f %s %s" % (
         dumps, box["hb_pg_bindir"], box["hb_pg_socket_dir"], box["hb_pg_port"], target, box["hb_db_name"])
     subprocess.run(["su", "-s", "/bin/sh", box["hb_pg_os_user"], "-c", cmd], check=True, capture_output=True)
+    return target
 
 
 class Session:

@@ -6,6 +6,7 @@ Every run is also searched for the sandbox's literal secrets (module result, con
 from __future__ import annotations
 
 import json
+import os
 
 import diagnose_helpers as faults
 import pytest
@@ -17,9 +18,11 @@ GATHER_TASK = "Gather what this host can tell"
 @pytest.fixture(scope="module")
 def box(sandbox):
     sandbox.ensure_healthy()
-    faults.ensure_backup(sandbox)  # a staging that follows the backup policy has a recent dump
-    faults.flush_app_logs(sandbox)  # traces of earlier sessions' faults
-    return sandbox
+    made = faults.ensure_backup(sandbox)  # a staging that follows the backup policy has a recent dump
+    faults.flush_app_logs(sandbox)  # traces of earlier faults
+    yield sandbox
+    if made:  # leave the backup directory as we found it (other areas count its files)
+        os.remove(made)
 
 
 def diagnose(box, run_dir, expect_rc=0, **extravars):
