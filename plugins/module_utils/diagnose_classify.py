@@ -64,8 +64,9 @@ def rules_app(app, t):
             out.append(("app_errored", "PM2 shows %s errored after %s restarts (exit code %s)" % (
                 proc.get("name"), proc.get("restart_time"), proc.get("exit_code")), evidence))
         elif (status == "waiting restart" and not proc.get("pid") and proc.get("max_restarts")
-              and (proc.get("restart_time") or 0) >= proc["max_restarts"]):
-            # PM2 7 can leave a crash loop that used up max_restarts as "waiting restart", pid 0, for good.
+              and not proc.get("unstable_restarts") and (proc.get("restart_time") or 0) >= proc["max_restarts"]):
+            # PM2 7 leaves a crash loop that used up max_restarts as "waiting restart", pid 0, unstable
+            # restarts reset to 0, for good (between two restarts of a live loop unstable_restarts > 0).
             out.append(("app_errored", "%s gave up after %s of %s restarts (exit code %s)" % (
                 proc.get("name"), proc.get("restart_time"), proc.get("max_restarts"), proc.get("exit_code")),
                 evidence))

@@ -102,6 +102,7 @@ def crash_loop(box):
     server = os.path.join(box["hb_app_dir"], "dist", "server.js")
     backup = server + ".diagnose-test"
     shutil.copy2(server, backup)
+    before = box.pm2_process()["pm2_env"]["restart_time"]  # cumulative over the sandbox's life
     try:
         with open(server, encoding="utf-8") as fh:
             code = fh.read()
@@ -110,9 +111,11 @@ def crash_loop(box):
         box.pm2("restart", box["hb_app_name"])
 
         def gave_up():
-            env = box.pm2_process()["pm2_env"]
+            proc = box.pm2_process()
+            env = proc["pm2_env"]
             return env["status"] == "errored" or (
-                env["status"] == "waiting restart" and env["restart_time"] >= env.get("max_restarts", 10))
+                env["status"] == "waiting restart" and not proc.get("pid") and env["unstable_restarts"] == 0
+                and env["restart_time"] - before >= env.get("max_restarts", 10))
         wait_for(gave_up, timeout=90, what="PM2 to give up on the crash loop")
         yield
     finally:
