@@ -118,8 +118,8 @@ def test_failing_recovery_run_renders_into_an_incident_report(sandbox, drilled, 
     """The timeline of a failing recover-db.yml run (or, until it is on main, of a failing recovery)."""
     if os.path.exists(os.path.join(ROOT, "playbooks", "recover-db.yml")):
         run_dir = str(tmp_path / "recover-db")
-        failed = run_playbook("recover-db.yml", {"recover_mode": "pitr", "recover_target": {
-            "time": "2999-01-01 00:00:00+00"}}, envvars={"HB_RUN_DIR": run_dir})
+        failed = run_playbook("recover-db.yml", {"recover_mode": "pitr", "target": {
+            "time": "2999-01-01T00:00:00+00:00"}}, envvars={"HB_RUN_DIR": run_dir})
         assert failed.rc != 0
     else:
         run_dir = os.path.join(drilled[1], "app_crash_loop", "recover")
