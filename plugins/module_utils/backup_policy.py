@@ -89,7 +89,8 @@ def _incremental_violations(backups, pol, now_ts, grace):
                                % bc.iso(oldest))]
         return []
     out = []
-    points = [t for t in times if t >= window_start] + [now_ts]
+    # An incremental from before the window counts from the window's start.
+    points = ([window_start] if times[0] < window_start else []) + [t for t in times if t >= window_start] + [now_ts]
     for prev, cur in zip(points, points[1:]):
         if cur - prev > limit:
             out.append(_violation("incremental_gap", "%.1f h without an incremental backup, from %s to %s "
