@@ -45,8 +45,11 @@ def db_fingerprint(sandbox):
     }
 
 
-def wait_archived(sandbox, timeout=60):
-    """Write a row, switch WAL and wait until the closed segment is in the archive; return its name."""
+def wait_archived(sandbox, timeout=60, segments=1):
+    """Write rows and switch WAL ``segments`` times; wait until the last closed segment is archived."""
+    for _ in range(segments - 1):
+        sandbox.psql("INSERT INTO health_data (user_id, metric, value) VALUES (1, 'steps', 1); "
+                     "SELECT pg_switch_wal();")
     sandbox.http("/api/health-data", "POST", {"user_id": 1, "metric": "steps", "value": 1})
     name = sandbox.psql("SELECT pg_walfile_name(pg_switch_wal())")
     path = os.path.join(sandbox["hb_wal_archive_dir"], name)
@@ -84,13 +87,24 @@ def statuses(report):
 
 
 def clone(src_tree, wal_dir, dest):
-    """Copy a backup set (backups, offsite) and the WAL archive under ``dest``; return the copied archive."""
+    """Hard-link copy of a backup set (backups, offsite) and the WAL archive under ``dest``.
+
+    Faults must call ``private(path)`` before changing a file in place so that the
+    original set is never touched; unlinking is safe. Returns the copied archive path.
+    """
     os.makedirs(dest)
-    for part in ("backups", "offsite"):
-        shutil.copytree(os.path.join(src_tree, part), os.path.join(dest, part), symlinks=True)
-    shutil.copytree(wal_dir, os.path.join(dest, "wal"))
-    chown_postgres(dest)
+    for src, name in ((os.path.join(src_tree, "backups"), "backups"), (os.path.join(src_tree, "offsite"), "offsite"),
+                      (wal_dir, "wal")):
+        subprocess.run(["cp", "-al", src, os.path.join(dest, name)], check=True)
     return os.path.join(dest, "wal")
+
+
+def private(path):
+    """Give ``path`` its own inode (break the hard link) so it can be changed in place."""
+    tmp = path + ".private"
+    shutil.copy2(path, tmp)
+    os.replace(tmp, path)
+    return path
 
 
 def only(pattern):
@@ -112,7 +126,7 @@ def set_full_backups_back(tree, wal_dir, hours):
             meta = json.load(fh)
         for key in ("start", "end"):
             meta[key] = shift_iso(meta[key], hours)
-        with open(meta_path, "w", encoding="utf-8") as fh:
+        with open(private(meta_path), "w", encoding="utf-8") as fh:
             json.dump(meta, fh)
     for hist in glob.glob(os.path.join(wal_dir, "*.backup")):
         with open(hist, encoding="utf-8") as fh:
@@ -121,8 +135,10 @@ def set_full_backups_back(tree, wal_dir, hours):
         def back(match):
             ts = datetime.strptime(match.group(2), "%Y-%m-%d %H:%M:%S") - timedelta(hours=hours)
             return "%s: %s UTC" % (match.group(1), ts.strftime("%Y-%m-%d %H:%M:%S"))
-        with open(hist, "w", encoding="utf-8") as fh:
+        with open(private(hist), "w", encoding="utf-8") as fh:
             fh.write(re.sub(r"(START TIME|STOP TIME): (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC", back, text))
     for path in glob.glob(os.path.join(tree, "*", "dumps", "*")) + glob.glob(os.path.join(tree, "*", "base", "*")):
+        if os.path.isfile(path) and not path.endswith(".json"):
+            private(path)
         st = os.stat(path)
         os.utime(path, (st.st_atime - hours * 3600, st.st_mtime - hours * 3600))

@@ -5,7 +5,7 @@ import os
 from datetime import timedelta
 
 import pytest
-from backup_fixtures import T0, make_incremental, make_wal
+from backup_fixtures import T0, make_base, make_incremental, make_wal
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import backup_catalog as bc
 from ansible_collections.healthbutler.recovery.plugins.module_utils import backup_create as bk
@@ -66,6 +66,8 @@ def test_segments_to_ship_starts_after_the_last_bundle(tmp_path):
     root, wal = str(tmp_path / "b"), str(tmp_path / "w")
     make_wal(wal, 1, [1, 2, 3, 4], T0)
     assert bk.segments_to_ship(wal, root) == ["00000001000000000000000%d" % n for n in (1, 2, 3, 4)]
+    make_base(root, T0, 2)
+    assert bk.segments_to_ship(wal, root) == ["00000001000000000000000%d" % n for n in (2, 3, 4)]
     make_incremental(root, T0, wal, ["000000010000000000000001", "000000010000000000000002"])
     (tmp_path / "w" / "00000002.history").write_text("1\t0/4000000\tx\n")
     make_wal(wal, 2, [4, 5], T0 + timedelta(hours=1))
@@ -94,6 +96,8 @@ def test_copy_offsite_really_copies_and_verifies(tmp_path):
     assert not (dest / "dumps" / "b.dump.partial").exists()
     (dest / "dumps" / "a.dump").write_bytes(b"abX")  # same size, different content
     result = bk.copy_offsite(SubprocessRunner(), str(src), str(dest))
-    assert result["differences"] == [{"path": "dumps/a.dump", "state": "mismatch"}]
+    assert result == {"copied": [], "differences": []}
     assert (dest / "dumps" / "a.dump").read_bytes() == b"abX"  # never overwritten offsite
+    assert bk.offsite_differences(SubprocessRunner(), str(src), str(dest), ["dumps/a.dump"]) == [
+        {"path": "dumps/a.dump", "state": "mismatch"}]
     assert json.dumps(result)
