@@ -252,10 +252,10 @@ def test_retention_on_a_40_day_tree_keeps_exactly_the_policy_set(sandbox):
     dry = run_playbook("backup.yml", extra, check=True)
     assert dry.rc == 0, dry.stdout[-3000:]
     assert set(tree_digest(root)) == before
-    planned = dry.task_results("Prune past")[0]["removed"]
+    planned = dry.task_results("Prune past the retention window")[0]["removed"]
     run = run_playbook("backup.yml", extra)
     assert run.rc == 0, run.stdout[-3000:]
-    assert "Removed" in run.stdout and planned == run.task_results("Prune past")[0]["removed"]
+    assert "Removed" in run.stdout and planned == run.task_results("Prune past the retention window")[0]["removed"]
     # policy: 30 days kept, plus the newest of each kind older than the window (day 31), and WAL from its start
     keep_days = range(0, 32)
     stamps = {(now - timedelta(days=d, hours=-1)).strftime("%Y%m%dT%H%M%SZ") for d in keep_days}
