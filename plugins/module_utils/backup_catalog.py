@@ -497,3 +497,20 @@ def recovery_window(catalog, offsite=False, wal_seg_size=walnames.WAL_SEG_SIZE):
     out["earliest"] = {"time": oldest["stop_time"], "lsn": oldest["stop_lsn"], "backup": oldest["name"]}
     out["latest"] = dict(best["reaches"], backup=best["name"], first_missing=best["first_missing"])
     return out
+
+
+def diagnose_section(location, wal_dir=None, now=None, legacy_pattern=LEGACY_DUMP_PATTERN):
+    """What the diagnose module reports about backups (RUNBOOK 场景5 检查备份状态), cheaply.
+
+    No checksums are recomputed; returns per-kind counts/newest with ages, WAL gaps and the window.
+    """
+    now_ts = epoch(now) if now is not None else datetime.now(timezone.utc).timestamp()
+    catalog = scan(location, wal_dir, legacy_pattern=legacy_pattern, verify_checksums=False, now=now_ts)
+    out = summary(catalog)
+    for item in out.values():
+        if item.get("newest"):
+            item["age_hours"] = round((now_ts - epoch(item["newest"])) / 3600.0, 2)
+    window = recovery_window(catalog)
+    return {"location": location, "exists": catalog["exists"], "kinds": out,
+            "window": {k: window[k] for k in ("recoverable", "earliest", "latest", "reason")},
+            "wal_gaps": catalog["wal"]["gaps"]}

@@ -370,8 +370,6 @@ def run_all(runner, options, now_ts=None):
     offsite_catalog = None
     if offsite and ":" not in offsite.split("/")[0] and os.path.isdir(offsite):
         offsite_catalog = bc.scan(offsite, verify_checksums=False, now=now_ts)
-    elif offsite and ":" in offsite.split("/")[0]:
-        offsite_catalog = {"exists": True, "backups": options.get("offsite_backups") or []}
     checks = []
     count = len(catalog["backups"])
     checks.append(check("catalog", OK if count else FAILED, "%d backups in %s, %d WAL segments in %s" % (
@@ -394,6 +392,14 @@ def run_all(runner, options, now_ts=None):
             checks.append(check("wal_archiving", WARNING, "live server not reachable: %s" % tail(exc.msg, 300)))
     if offsite:
         checks.append(offsite_check(runner, catalog, offsite, window_start_ts, options.get("rsync") or "rsync"))
+        if offsite_catalog is None:
+            # host:path: what is offsite is what rsync found present (and equal).
+            bad = {d["path"] for d in checks[-1].get("differences", [])}
+            location = catalog["location"]
+            offsite_catalog = {"exists": checks[-1]["status"] != FAILED or bool(bad), "backups": [
+                b for b in catalog["backups"]
+                if not any(p == os.path.relpath(b["path"], location) or p.startswith(
+                    os.path.relpath(b["path"], location) + "/") for p in bad)]}
     found = backup_policy.violations(catalog, policy, now_iso, offsite_catalog if offsite else None)
     if not offsite:
         found = [v for v in found if not v["kind"].startswith("offsite")]

@@ -158,3 +158,19 @@ def test_run_all_without_scratch(tmp_path, fake_runner):
     assert status["wal_continuity"] == ck.OK and status["recovery_window"] == ck.OK
     assert status["policy_full_backup_age"] == ck.OK
     assert report["window"]["latest"]["segment"] == "000000010000000000000003"
+
+
+def test_run_all_with_remote_offsite_judges_presence_from_rsync(tmp_path, fake_runner):
+    root, wal = str(tmp_path / "b"), str(tmp_path / "w")
+    now = T0 + timedelta(minutes=30)
+    dump = make_dump(root, T0)
+    make_base(root, T0, 2)
+    make_wal(wal, 1, [2, 3], T0)
+    fake_runner.add(r"pg_restore", 0).add(r"pg_verifybackup", 0, "ok")
+    fake_runner.add(r"rsync", 0, ">f+++++++++ dumps/%s\n" % os.path.basename(dump))
+    report = ck.run_all(fake_runner, {"backup_dir": root, "wal_dir": wal, "offsite": "backup-host:/srv/off"},
+                        now.timestamp())
+    got = {c["name"]: c for c in report["checks"]}
+    assert got["offsite_copy"]["status"] == ck.FAILED and "(missing)" in got["offsite_copy"]["evidence"]
+    offsite = [v for v in report["violations"] if v["kind"] == "offsite_missing"]
+    assert offsite and offsite[0]["items"] == [os.path.basename(dump)]
