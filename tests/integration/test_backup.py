@@ -289,10 +289,12 @@ def test_schedules_install_the_runbook_times(sandbox, tmp_path):
         lines = [line for line in fh.read().splitlines() if line and not line.startswith("#")]
     assert any(line.startswith("0 3 * * * root ") and "backup_mode=full" in line for line in lines), lines
     assert any(line.startswith("15 */4 * * * root ") and "backup_mode=incremental" in line for line in lines)
-    assert all("HB_PORT_OFFSET=" in line and "playbooks/backup.yml" in line for line in lines)
+    assert all("HB_PORT_OFFSET=" in line and "/ansible-playbook -i " in line and "playbooks/backup.yml" in line
+               for line in lines)
     with open(cron_verify, encoding="utf-8") as fh:
         verify_line = [line for line in fh.read().splitlines() if line and not line.startswith("#")]
-    assert len(verify_line) == 1 and verify_line[0].startswith("30 4 * * * root ansible-runner run ")
+    assert len(verify_line) == 1 and verify_line[0].startswith("30 4 * * * root ")
+    assert "/ansible-runner run " in verify_line[0]
     assert "verify-backups.yml" in verify_line[0]
     run = run_playbook("backup.yml", {"backup_mode": "unschedule", "backup_cron_file": cron_backup})
     assert run.rc == 0
