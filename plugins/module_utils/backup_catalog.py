@@ -504,7 +504,10 @@ def diagnose_section(location, wal_dir=None, now=None, legacy_pattern=LEGACY_DUM
 
     No checksums are recomputed; returns per-kind counts/newest with ages, WAL gaps and the window.
     """
-    now_ts = epoch(now) if now is not None else datetime.now(timezone.utc).timestamp()
+    if now is None:
+        now_ts = datetime.now(timezone.utc).timestamp()
+    else:
+        now_ts = float(now) if isinstance(now, (int, float)) else epoch(now)
     catalog = scan(location, wal_dir, legacy_pattern=legacy_pattern, verify_checksums=False, now=now_ts)
     out = summary(catalog)
     for item in out.values():
