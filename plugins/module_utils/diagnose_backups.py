@@ -30,7 +30,11 @@ def _newest(entries, now):
 def newest_backup(backup_dir, now=None):
     """The newest catalogued backup under ``backup_dir`` (by its end time), and how many there are."""
     now = now if now is not None else time.time()
-    catalog = backup_catalog.scan(backup_dir, verify_checksums=False, include_segments=False, now=now)
+    try:
+        catalog = backup_catalog.scan(backup_dir, verify_checksums=False, include_segments=False, now=now)
+    except OSError as exc:
+        return {"dir": backup_dir, "exists": os.path.isdir(backup_dir), "files": 0, "newest": None,
+                "error": str(exc)}
     entries = [(b["path"], backup_catalog.epoch(b["time"]), b.get("size") or 0) for b in catalog["backups"]]
     out = {"dir": backup_dir, "exists": catalog["exists"], "files": len(entries), "newest": _newest(entries, now)}
     if out["newest"]:
@@ -60,11 +64,13 @@ def collect(backup_dir=None, wal_archive_dir=None, now=None):
         out["backup"] = newest_backup(backup_dir, now)
         if not out["backup"]["exists"]:
             out["errors"].append("backup dir %s does not exist" % backup_dir)
+        elif out["backup"].get("error"):
+            out["errors"].append("backup dir %s cannot be read: %s" % (backup_dir, out["backup"]["error"]))
     if wal_archive_dir:
         out["wal"] = newest_wal(wal_archive_dir, now)
         if not out["wal"]["exists"]:
             out["errors"].append("WAL archive %s does not exist" % wal_archive_dir)
-    if backup_dir and out["backup"]["exists"]:
+    if backup_dir and out["backup"]["exists"] and not out["backup"].get("error"):
         try:
             out["catalog"] = backup_catalog.diagnose_section(backup_dir, wal_archive_dir,
                                                              now if now is not None else time.time())
