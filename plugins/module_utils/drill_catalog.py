@@ -104,6 +104,7 @@ SCENARIOS = {
         "probe": "app+backups",
         "prepare": ["backup.yml"],
         "detect": "recovery",
+        "evidence_fact": "corrupted_dump",
     },
 }
 

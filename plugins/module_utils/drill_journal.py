@@ -103,6 +103,10 @@ def evaluate(scenario, marks, statuses, details=None, detection=None, recovery=N
                 os.path.basename(scenario["recovery"]["playbook"]),
                 "failed" if expect == "success" else "did not fail", rc, expect,
                 ": " + recovery["evidence"] if recovery.get("evidence") else ""))
+        named = facts.get(scenario.get("evidence_fact") or "")
+        if named and os.path.basename(named) not in (recovery.get("evidence") or ""):
+            deviations.append("%s did not name %s in its failure" % (
+                os.path.basename(scenario["recovery"]["playbook"]), os.path.basename(named)))
     entry["recovery"] = recovery or None
 
     if statuses.get("steady_before") == "ok" and statuses.get("steady_after") != "ok":

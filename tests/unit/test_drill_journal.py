@@ -166,3 +166,13 @@ def test_failed_injection_is_named():
     assert entry["status"] == "failed"
     assert entry["deviations"][:2] == ["inject failed: PM2 did not give up",
                                        "steady state not reached after recovery: not probed (an earlier step failed)"]
+
+
+def test_verification_must_name_the_corrupted_dump():
+    sc = scenario("corrupt_backup")
+    facts = {"corrupted_dump": "/b/dumps/hb_1.dump"}
+    caught = good_run(recovery={"rc": 2, "evidence": "FAILED: dump_integrity[hb_1.dump]"}, facts=facts,
+                      detection={"status": "detected", "detected_at": at(9), "p_level": None, "scenarios": [5]})
+    assert evaluate(sc, caught)["status"] == "passed"
+    vague = dict(caught, recovery={"rc": 2, "evidence": "FAILED: offsite_copy"})
+    assert evaluate(sc, vague)["deviations"] == ["verify-backups.yml did not name hb_1.dump in its failure"]
