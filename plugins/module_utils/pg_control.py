@@ -167,7 +167,10 @@ class Cluster:
         while True:
             if self.accepting():
                 try:
-                    return self.info()
+                    info = self.info()
+                    if info:
+                        return info
+                    last = "the readiness query returned nothing"
                 except CommandError as exc:
                     last = exc.msg
             else:
