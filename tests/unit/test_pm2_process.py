@@ -1,6 +1,7 @@
 """pm2_control: jlist parsing, planning, re-declaration and waiting, with a fake PM2."""
 
 import json
+import pathlib
 
 import pytest
 
@@ -145,7 +146,7 @@ def test_recreate_deletes_starts_from_a_declaration_and_saves(fake_runner):
     started = []
     fake_runner.add(r"pm2 delete health-butler").add(r"pm2 save")
     fake_runner.add(r"pm2 start \S+\.json", stdout=lambda argv, data: started.append(
-        json.load(open(argv[-1]))) or "")
+        json.loads(pathlib.Path(argv[-1]).read_text())) or "")
     fake_runner.add(r"pm2 jlist", stdout=jlist(proc(node_args=["--max-old-space-size=4096"])))
     pm2, _ = make_pm2(fake_runner)
     current = pc.summarize(proc())
@@ -162,7 +163,7 @@ def test_failed_recreate_puts_the_old_definition_back(fake_runner):
     starts = []
 
     def start(argv, data):
-        starts.append(json.load(open(argv[-1]))["apps"][0]["node_args"])
+        starts.append(json.loads(pathlib.Path(argv[-1]).read_text())["apps"][0]["node_args"])
         return ""
     fake_runner.add(r"pm2 delete").add(r"pm2 start .*", rc=1, stdout=start, stderr="bad node arg")
     pm2, _ = make_pm2(fake_runner)

@@ -1,5 +1,7 @@
 """redis_control: validation, scoped plans, snapshot before clear, batching, REDISCLI_AUTH."""
 
+import pathlib
+
 import pytest
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import redis_control as rc
@@ -94,7 +96,7 @@ def test_snapshot_waits_for_bgsave_and_copies_the_rdb(fake_runner, tmp_path):
                                                                         "dump.rdb")
     snap = redis(fake_runner).snapshot(str(tmp_path / "aside"), stamp="T1")
     assert snap["source"] == str(rdb)
-    assert open(snap["path"], "rb").read() == b"REDIS0011-fake"
+    assert pathlib.Path(snap["path"]).read_bytes() == b"REDIS0011-fake"
     assert snap["path"].endswith("redis-6380-T1.rdb")
 
 
