@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 
-from ansible_collections.healthbutler.recovery.plugins.module_utils.psql import Conn, query_json
+from ansible_collections.healthbutler.recovery.plugins.module_utils.psql import Conn, query_json, quote_literal
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import CommandError
 
 METHODS = ("systemd", "pg_ctlcluster", "pg_ctl")
@@ -294,3 +294,21 @@ def resolve_blockers(runner, conn, blockers, mode, grace, sleep=time.sleep):
             query_json(runner, conn, signal_sql("pg_terminate_backend", left))
             done += [{"pid": p, "action": "terminate"} for p in left]
     return done
+
+
+def idle_sessions_sql(user, min_age):
+    """Client sessions of ``user`` idle (not in a transaction) for at least ``min_age`` seconds."""
+    return ("SELECT coalesce(json_agg(json_build_object('pid', pid, 'idle_s', "
+            "round(extract(epoch FROM now() - state_change)::numeric, 1), 'application', application_name, "
+            "'client', client_addr::text) ORDER BY pid), '[]') FROM pg_stat_activity "
+            "WHERE backend_type = 'client backend' AND state = 'idle' AND usename = %s "
+            "AND pid <> pg_backend_pid() AND now() - state_change >= make_interval(secs => %d)"
+            % (quote_literal(user), int(min_age)))
+
+
+def terminate_idle(runner, conn, sessions):
+    """pg_terminate_backend for each idle session; returns the pids terminated."""
+    if not sessions:
+        return []
+    done = query_json(runner, conn, signal_sql("pg_terminate_backend", [s["pid"] for s in sessions]))
+    return sorted(int(pid) for pid, ok in done.items() if ok)

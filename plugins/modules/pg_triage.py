@@ -52,6 +52,15 @@ options:
     description: Seconds between the cancel and the terminate.
     type: int
     default: 5
+  idle_user:
+    description:
+      - Terminate the C(idle) sessions (not in a transaction) of this database user that have been
+        idle for at least O(idle_min_age) seconds. Frees slots held by a leaking pool. Omit to leave sessions alone.
+    type: str
+  idle_min_age:
+    description: Idle seconds before a session of O(idle_user) is terminated.
+    type: int
+    default: 300
 notes:
   - Supports check mode, the blockers that would be acted on are reported, nothing is sent.
 author:
@@ -109,6 +118,16 @@ resolved:
   returned: always
   type: list
   elements: dict
+idle_sessions:
+  description: Idle sessions of O(idle_user) old enough to terminate (pid, idle_s, application, client).
+  returned: when O(idle_user) is set
+  type: list
+  elements: dict
+idle_terminated:
+  description: Pids of the idle sessions terminated.
+  returned: when O(idle_user) is set
+  type: list
+  elements: int
 """
 
 import os
@@ -117,10 +136,12 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pg_control import (
     blockers_to_resolve,
+    idle_sessions_sql,
     resolve_blockers,
+    terminate_idle,
     triage,
 )
-from ansible_collections.healthbutler.recovery.plugins.module_utils.psql import Conn
+from ansible_collections.healthbutler.recovery.plugins.module_utils.psql import Conn, query_json
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner, CommandError
 
 
@@ -141,6 +162,8 @@ def main():
             resolve=dict(type="str", default="none", choices=["none", "cancel", "terminate"]),
             blocker_min_age=dict(type="int", default=300),
             grace=dict(type="int", default=5),
+            idle_user=dict(type="str"),
+            idle_min_age=dict(type="int", default=300),
         ),
         supports_check_mode=True,
     )
@@ -155,6 +178,13 @@ def main():
             result["changed"] = True
             if not module.check_mode:
                 result["resolved"] = resolve_blockers(runner, conn, result["blockers"], p["resolve"], p["grace"])
+        if p["idle_user"]:
+            result["idle_sessions"] = query_json(runner, conn, idle_sessions_sql(p["idle_user"], p["idle_min_age"]))
+            result["idle_terminated"] = []
+            if result["idle_sessions"]:
+                result["changed"] = True
+                if not module.check_mode:
+                    result["idle_terminated"] = terminate_idle(runner, conn, result["idle_sessions"])
     except CommandError as exc:
         module.fail_json(**dict(result, **exc.as_dict()))
     module.exit_json(**result)

@@ -214,3 +214,14 @@ def test_cancel_mode_never_terminates(fake_runner):
     done = pg.resolve_blockers(fake_runner, Conn(port=1), pg.blockers_to_resolve(CHAINS, 300), "cancel", 0)
     assert done == [{"pid": 10, "action": "cancel"}]
     assert not any("terminate" in (c["data"] or "") for c in fake_runner.calls)
+
+
+def test_idle_sessions_of_one_user_only_and_quoted():
+    sql = pg.idle_sessions_sql("o'brien", 30)
+    assert "usename = 'o''brien'" in sql and "state = 'idle'" in sql and "secs => 30" in sql
+
+
+def test_terminate_idle_reports_what_went(fake_runner):
+    fake_runner.add("pg_terminate_backend", stdout='{"31": true, "32": false}')
+    assert pg.terminate_idle(fake_runner, Conn(port=1), [{"pid": 31}, {"pid": 32}]) == [31]
+    assert pg.terminate_idle(fake_runner, Conn(port=1), []) == []
