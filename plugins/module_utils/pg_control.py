@@ -210,13 +210,27 @@ class _AsUser:
 
 # -- lock triage --------------------------------------------------------------
 
+MASK_PASSWORD_RE = r"(password\s*)('[^']*'|\S+)"
+
+
+def masked_query(column):
+    """SQL expression: the first 200 characters of a statement, with PASSWORD literals masked."""
+    return "left(regexp_replace(%s, %s, %s, 'gi'), 200)" % (column, quote_literal(MASK_PASSWORD_RE),
+                                                           quote_literal(r"\1'***'"))
+
+
+def one_json(runner, conn, sql):
+    """``query_json`` of ``sql`` cast to jsonb, which psql prints on one line (json_agg does not)."""
+    return query_json(runner, conn, "SELECT (%s)::jsonb" % sql.strip().rstrip(";"))
+
+
 def slow_statements_sql(columns, limit):
     """Top statements by mean time; picks mean_exec_time (PG13+) or mean_time from the view's columns."""
     mean = "mean_exec_time" if "mean_exec_time" in columns else "mean_time"
     total = "total_exec_time" if "total_exec_time" in columns else "total_time"
     return ("SELECT coalesce(json_agg(t), '[]') FROM (SELECT queryid, calls, round(%s::numeric, 2) AS mean_ms, "
-            "round(%s::numeric, 2) AS total_ms, left(query, 200) AS query FROM pg_stat_statements "
-            "ORDER BY %s DESC LIMIT %d) t" % (mean, total, mean, int(limit)))
+            "round(%s::numeric, 2) AS total_ms, %s AS query FROM pg_stat_statements "
+            "ORDER BY %s DESC LIMIT %d) t" % (mean, total, masked_query("query"), mean, int(limit)))
 
 
 STATEMENT_COLUMNS_SQL = """
@@ -227,15 +241,15 @@ SELECT json_build_object('installed', EXISTS (SELECT 1 FROM pg_extension WHERE e
 
 BLOCKING_SQL = """
 SELECT coalesce(json_agg(t ORDER BY t.blocker_xact_age_s DESC), '[]') FROM (
-  SELECT w.pid AS blocked_pid, w.usename AS blocked_user, left(w.query, 200) AS blocked_query,
+  SELECT w.pid AS blocked_pid, w.usename AS blocked_user, %s AS blocked_query,
          round(extract(epoch FROM now() - w.query_start)::numeric, 1) AS blocked_wait_s,
          b.pid AS blocker_pid, b.usename AS blocker_user, b.state AS blocker_state,
-         left(b.query, 200) AS blocker_query,
+         %s AS blocker_query,
          round(extract(epoch FROM now() - coalesce(b.xact_start, b.query_start))::numeric, 1) AS blocker_xact_age_s
   FROM pg_stat_activity w
   CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS bp(pid)
   JOIN pg_stat_activity b ON b.pid = bp.pid) t
-"""
+""" % (masked_query("w.query"), masked_query("b.query"))
 
 LOCKS_NOT_GRANTED_SQL = "SELECT json_build_object('not_granted', (SELECT count(*) FROM pg_locks WHERE NOT granted))"
 
@@ -257,23 +271,18 @@ def signal_sql(function, pids):
             % (function, ",".join(str(int(p)) for p in pids)))
 
 
-def still_running_sql(pids):
-    return ("SELECT coalesce(json_agg(pid), '[]') FROM pg_stat_activity WHERE pid = ANY(ARRAY[%s]::int[])"
-            % ",".join(str(int(p)) for p in pids))
-
-
 def triage(runner, conn, slow_limit=10):
     """Slow statements, blocking chains and ungranted locks of one database."""
     report = {}
-    meta = query_json(runner, conn, STATEMENT_COLUMNS_SQL)
+    meta = one_json(runner, conn, STATEMENT_COLUMNS_SQL)
     if meta["installed"] and meta["columns"]:
-        report["slow_statements"] = query_json(runner, conn, slow_statements_sql(meta["columns"], slow_limit))
+        report["slow_statements"] = one_json(runner, conn, slow_statements_sql(meta["columns"], slow_limit))
         report["pg_stat_statements"] = "installed"
     else:
         report["slow_statements"] = []
         report["pg_stat_statements"] = "missing: CREATE EXTENSION pg_stat_statements to see slow statements"
-    report["blocking"] = query_json(runner, conn, BLOCKING_SQL)
-    report["locks_not_granted"] = query_json(runner, conn, LOCKS_NOT_GRANTED_SQL)["not_granted"]
+    report["blocking"] = one_json(runner, conn, BLOCKING_SQL)
+    report["locks_not_granted"] = one_json(runner, conn, LOCKS_NOT_GRANTED_SQL)["not_granted"]
     return report
 
 
@@ -283,15 +292,15 @@ def resolve_blockers(runner, conn, blockers, mode, grace, sleep=time.sleep):
     if not blockers or mode == "none":
         return done
     pids = [b["pid"] for b in blockers]
-    query_json(runner, conn, signal_sql("pg_cancel_backend", pids))
+    one_json(runner, conn, signal_sql("pg_cancel_backend", pids))
     done += [{"pid": p, "action": "cancel"} for p in pids]
     if mode == "terminate":
         sleep(grace)
         # Still blocking? An idle-in-transaction holder ignores a cancel.
-        current = {c["blocker_pid"] for c in query_json(runner, conn, BLOCKING_SQL)}
+        current = {c["blocker_pid"] for c in one_json(runner, conn, BLOCKING_SQL)}
         left = [p for p in pids if p in current]
         if left:
-            query_json(runner, conn, signal_sql("pg_terminate_backend", left))
+            one_json(runner, conn, signal_sql("pg_terminate_backend", left))
             done += [{"pid": p, "action": "terminate"} for p in left]
     return done
 
@@ -310,5 +319,5 @@ def terminate_idle(runner, conn, sessions):
     """pg_terminate_backend for each idle session; returns the pids terminated."""
     if not sessions:
         return []
-    done = query_json(runner, conn, signal_sql("pg_terminate_backend", [s["pid"] for s in sessions]))
+    done = one_json(runner, conn, signal_sql("pg_terminate_backend", [s["pid"] for s in sessions]))
     return sorted(int(pid) for pid, ok in done.items() if ok)
