@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 
@@ -75,13 +74,18 @@ def exhaust_connections(sandbox, limit=40):
     return sessions
 
 
-class PortBlocker:
-    """Listen on a port so the app crashes with EADDRINUSE at start."""
+class BrokenBuild:
+    """A deployed server.js that throws at start: PM2 restarts it until it gives up (errored)."""
 
-    def __init__(self, port):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", int(port)))
-        self.sock.listen(1)
+    MARK = "hb-test: broken build"
 
-    def close(self):
-        self.sock.close()
+    def __init__(self, box):
+        self.path = box.pm2_process()["pm2_env"]["pm_exec_path"]
+        with open(self.path, encoding="utf-8") as fh:
+            self.original = fh.read()
+        with open(self.path, "w", encoding="utf-8") as fh:
+            fh.write("throw new Error(%r);\n" % self.MARK + self.original)
+
+    def restore(self):
+        with open(self.path, "w", encoding="utf-8") as fh:
+            fh.write(self.original)

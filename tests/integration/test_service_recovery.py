@@ -8,7 +8,7 @@ import threading
 
 import pytest
 from harness import ROOT, run_playbook
-from service_helpers import PortBlocker, Session, exhaust_connections, wait_for
+from service_helpers import BrokenBuild, Session, exhaust_connections, wait_for
 
 SERVICE_ALL = os.path.join(ROOT, "tests", "integration", "playbooks", "service_all.yml")
 # Short waits for the sandbox; the defaults are the production values.
@@ -52,23 +52,23 @@ def test_app_stopped_then_crash_looping(healthy):
     assert keys["DATABASE_URL"] == "set" and keys["JWT_SECRET"] == "set"
     assert_no_secret(box, run.stdout)
 
-    # Fault 2: a crash loop. Something else holds the app's port, so every start dies with
-    # EADDRINUSE until PM2 gives up (errored).
-    box.pm2("stop", box["hb_app_name"])
-    blocker = PortBlocker(box["hb_app_port"])
+    # Fault 2: a crash loop. A broken build throws at every start until PM2 gives up (errored).
+    broken = BrokenBuild(box)
     try:
         box.pm2("restart", box["hb_app_name"])
         wait_for(lambda: box.pm2_process()["pm2_env"]["status"] == "errored", 90, 1, "PM2 errored")
-        # While the cause is there the playbook fails, showing the redacted error log, and stops.
-        failed = run_playbook("restart-app.yml", dict(FAST, app_restart_timeout=12))
+        # While the cause is there the playbook fails, shows the redacted error log, and stops.
+        failed = run_playbook("restart-app.yml", dict(FAST, app_restart_timeout=10))
         assert failed.rc != 0
-        assert "EADDRINUSE" in failed.stdout and "did not come back" in failed.stdout
+        assert BrokenBuild.MARK in failed.stdout and "did not come back" in failed.stdout
         assert_no_secret(box, failed.stdout)
     finally:
-        blocker.close()
-    # The cause gone, PM2 still has the app errored: the playbook brings it back.
+        broken.restore()
+    # The cause fixed, PM2 still has the app errored: the playbook brings it back.
     run = run_playbook("restart-app.yml", FAST)
     assert run.rc == 0, run.stdout[-3000:]
+    assert run.task_results("Read the PM2 process and the .env keys")[0]["process"]["status"] == "errored"
+    assert box.pm2_process()["pm2_env"]["status"] == "online"
     assert_serving(box)
 
 
