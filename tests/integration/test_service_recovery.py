@@ -72,6 +72,7 @@ def test_app_stopped_then_crash_looping(healthy):
         assert failed.rc != 0
         assert BrokenBuild.MARK in failed.stdout and "did not come back" in failed.stdout
         assert_no_secret(box, failed.stdout)
+        wait_for(lambda: gave_up(box), 90, 1, "PM2 giving up on the app again")
     finally:
         broken.restore()
     # The cause fixed, PM2 still has the app errored: the playbook brings it back.
@@ -103,9 +104,13 @@ def test_postgres_stopped_then_connections_exhausted(healthy):
     sessions = exhaust_connections(box)
     try:
         assert len(sessions) >= 20
-        box.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '%s' "
-                 "AND application_name <> 'hb-test-leak'" % box["hb_db_app_user"])
-        box.wait_health(503, timeout=30)
+        for _ in range(5):  # close the app's own sessions and take their slots before it reconnects
+            box.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '%s' "
+                     "AND application_name <> 'hb-test-leak'" % box["hb_db_app_user"])
+            sessions += exhaust_connections(box)
+            if box.http("/health")[0] == 503:
+                break
+        box.wait_health(503, timeout=10)
         pg_pid = box.pg_pid()
         run = run_playbook("recover-db-connection.yml", dict(FAST, db_restart_idle_min_age=1))
         assert run.rc == 0, run.stdout[-3000:]
