@@ -17,6 +17,8 @@ import shlex
 import tempfile
 import time
 
+from ansible_collections.healthbutler.recovery.plugins.module_utils import pm2 as pm2_facts
+from ansible_collections.healthbutler.recovery.plugins.module_utils.redact import parse_env_text, redact_text
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import CommandError
 
 STATES = ("started", "stopped", "restarted", "reloaded")
@@ -24,8 +26,6 @@ STATES = ("started", "stopped", "restarted", "reloaded")
 # (env, axm_*, versioning) is left out on purpose.
 DEFINITION_FIELDS = ("min_uptime", "max_restarts", "restart_delay", "kill_timeout", "exec_mode",
                      "instances", "merge_logs", "namespace", "autorestart", "exec_interpreter")
-SECRET_KEY = re.compile(r"(?i)\b([A-Z0-9_]*(?:SECRET|PASSWORD|PASSWD|TOKEN|KEY)[A-Z0-9_]*)(\s*[=:]\s*)(\S+)")
-URL_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)([^@\s]+)(@)", re.I)
 
 
 class Pm2Error(Exception):
@@ -39,15 +39,10 @@ class Pm2Error(Exception):
 
 def parse_jlist(text):
     """Return the process list from ``pm2 jlist`` output, skipping any text before the JSON."""
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"\[", text or ""):
-        try:
-            value, _ = decoder.raw_decode(text, match.start())
-        except ValueError:
-            continue
-        if isinstance(value, list) and all(isinstance(p, dict) for p in value):
-            return value
-    raise Pm2Error("pm2 jlist printed no JSON process list", stdout=(text or "")[-2000:])
+    try:
+        return pm2_facts.parse_jlist(text)
+    except ValueError as exc:
+        raise Pm2Error("pm2 jlist printed no JSON process list", stdout=(text or "")[-2000:]) from exc
 
 
 def summarize(proc):
@@ -149,9 +144,8 @@ def declaration(current, changes):
 
 
 def redact_line(line):
-    """Mask secret-looking KEY=value pairs and passwords inside URLs."""
-    line = URL_CREDENTIALS.sub(r"\1***\3", line)
-    return SECRET_KEY.sub(r"\1\2***", line)
+    """Mask secrets in one log line (URL credentials, KEY=value, PASSWORD '...', bearer tokens)."""
+    return redact_text(line)
 
 
 def tail_file(path, lines):
@@ -167,18 +161,8 @@ def tail_file(path, lines):
 
 def env_file_keys(path):
     """{KEY: 'set'|'empty'} of a .env file; values never leave this function."""
-    keys = {}
     with open(path, encoding="utf-8") as fh:
-        for raw in fh:
-            line = raw.strip()
-            if not line or line.startswith("#") or "=" not in line:
-                continue
-            key, value = line.split("=", 1)
-            key = key.strip()
-            if key.startswith("export "):
-                key = key[len("export "):].strip()
-            keys[key] = "set" if value.strip().strip("'\"") else "empty"
-    return keys
+        return {key: "set" if value else "empty" for key, value in parse_env_text(fh.read())}
 
 
 def memory_trend(samples):

@@ -249,7 +249,7 @@ def test_tail_file_redacts_and_limits(tmp_path):
     log = tmp_path / "err.log"
     log.write_text("".join("line %d\n" % i for i in range(100)) + "DATABASE_URL=postgresql://u:pw9@h/db\n")
     tail = pc.tail_file(str(log), 3)
-    assert tail == ["line 98", "line 99", "DATABASE_URL=postgresql://u:***@h/db"]
+    assert tail == ["line 98", "line 99", "DATABASE_URL=postgresql://u:********@h/db"]
     assert pc.tail_file(str(tmp_path / "missing.log"), 3) == []
 
 
