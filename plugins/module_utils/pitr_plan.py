@@ -1,0 +1,548 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE)
+"""Point-in-time recovery planning: parse the target, choose the base backup, check the window.
+
+Pure functions over a backup catalogue (the shape of ``backup_catalog.scan``, see
+CATALOG.md) plus two small readers (``resolve_in_wal`` runs ``pg_waldump``;
+``interim_scan`` reads a backup tree when the backups area's catalogue is not
+installed). Nothing here changes anything.
+
+Rules (docs/recover-db.md):
+
+* The target is one dict with exactly one of ``time``, ``xid``, ``lsn``, ``name``,
+  ``immediate``; plus ``inclusive`` (default true), ``timeline`` (``current`` = the
+  base backup's timeline, ``latest`` or a number) and ``action`` (``promote``,
+  ``pause``, ``shutdown``).
+* A ``time`` must carry its zone (``Z``, ``UTC`` or ``+08:00``). A time without one is
+  refused, always: the operator's, the controller's and the server's zones can
+  differ, and PostgreSQL would read it in the restored server's ``TimeZone``.
+* The base backup is chosen by its STOP point: the newest one that stopped before
+  the target. ``xid`` and ``name`` are located in the archived WAL first (their commit
+  or restore-point record gives an LSN and a time).
+* WAL must be continuous from the base backup's start segment to the target.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+
+WAL_SEG_SIZE = 16 * 1024 * 1024
+TARGET_KINDS = ("time", "xid", "lsn", "name", "immediate")
+ACTIONS = ("promote", "pause", "shutdown")
+_LSN_RE = re.compile(r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$")
+_SEG_RE = re.compile(r"^[0-9A-F]{24}$")
+_TIME_RE = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)\s*(Z|UTC|[+-]\d{2}(?::?\d{2})?)?$")
+MAX_XID = 2 ** 32 - 1
+
+
+class PlanError(Exception):
+    """The request cannot be planned; ``msg`` says why and what would be valid."""
+
+    def __init__(self, msg, window=None, field=None):
+        super().__init__(msg)
+        self.msg = msg
+        self.window = window
+        self.field = field
+
+
+# -- LSNs and WAL segment names -------------------------------------------------------------
+
+def parse_lsn(text):
+    if not isinstance(text, str) or not _LSN_RE.match(text.strip()):
+        raise ValueError("not an LSN: %r" % (text,))
+    hi, lo = text.strip().split("/")
+    return (int(hi, 16) << 32) | int(lo, 16)
+
+
+def format_lsn(value):
+    return "%X/%X" % (value >> 32, value & 0xFFFFFFFF)
+
+
+def _segs_per_id(seg_size):
+    return 0x100000000 // seg_size
+
+
+def segno_of(lsn, seg_size=WAL_SEG_SIZE):
+    return lsn // seg_size
+
+
+def segment_name(tli, segno, seg_size=WAL_SEG_SIZE):
+    per = _segs_per_id(seg_size)
+    return "%08X%08X%08X" % (tli, segno // per, segno % per)
+
+
+def parse_segment(name, seg_size=WAL_SEG_SIZE):
+    """Return ``(timeline, segno)`` of a 24-hex segment name."""
+    if not _SEG_RE.match(name or ""):
+        raise ValueError("not a WAL segment name: %r" % (name,))
+    return int(name[:8], 16), int(name[8:16], 16) * _segs_per_id(seg_size) + int(name[16:], 16)
+
+
+# -- times ----------------------------------------------------------------------------------
+
+def parse_time(text):
+    """Parse an ISO-8601-like time that carries its zone; return an aware UTC datetime."""
+    m = _TIME_RE.match(str(text).strip())
+    if not m:
+        raise PlanError("target.time %r is not a time like 2026-11-28T10:30:00+08:00" % (text,),
+                        field="time")
+    day, clock, zone = m.groups()
+    if zone is None:
+        raise PlanError(
+            "target.time %r has no time zone; give it with an explicit offset, e.g. %sT%s+00:00 "
+            "(UTC) or %sT%s+08:00. A time without a zone is always refused: it would be read in "
+            "the restored server's TimeZone, which is not necessarily yours" % (text, day, clock, day, clock),
+            field="time")
+    if zone in ("Z", "UTC"):
+        offset = "+00:00"
+    elif len(zone) == 3:
+        offset = zone + ":00"
+    elif ":" not in zone:
+        offset = zone[:3] + ":" + zone[3:]
+    else:
+        offset = zone
+    if len(clock) == 5:
+        clock += ":00"
+    try:
+        value = dt.datetime.fromisoformat("%sT%s%s" % (day, clock, offset))
+    except ValueError as exc:
+        raise PlanError("target.time %r is not a valid time: %s" % (text, exc), field="time") from exc
+    return value.astimezone(dt.timezone.utc)
+
+
+def iso(value):
+    """UTC ISO-8601 with 'Z' (microseconds kept when present)."""
+    if value is None:
+        return None
+    text = value.astimezone(dt.timezone.utc).isoformat()
+    return text.replace("+00:00", "Z")
+
+
+def parse_iso(text):
+    if text is None:
+        return None
+    if isinstance(text, dt.datetime):
+        return text if text.tzinfo else text.replace(tzinfo=dt.timezone.utc)
+    return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00").replace(" ", "T"))
+
+
+# -- the target -----------------------------------------------------------------------------
+
+def parse_target(target, now):
+    """Validate the target dict; return ``{kind, value, inclusive, timeline, action, ...}``.
+
+    ``now`` is an aware datetime (times in the future are refused).
+    """
+    if not isinstance(target, dict) or not target:
+        raise PlanError("pitr target must be a dict with exactly one of: %s" % ", ".join(TARGET_KINDS),
+                        field="target")
+    unknown = sorted(set(target) - set(TARGET_KINDS) - {"inclusive", "timeline", "action"})
+    if unknown:
+        raise PlanError("pitr target has unknown keys %s; valid keys: %s, inclusive, timeline, action"
+                        % (", ".join(unknown), ", ".join(TARGET_KINDS)), field="target")
+    given = [k for k in TARGET_KINDS if k in target and target[k] not in (None, "", False)]
+    if len(given) != 1:
+        raise PlanError("pitr target needs exactly one kind of %s; got %s"
+                        % ("/".join(TARGET_KINDS), ", ".join(given) or "none"), field="target")
+    kind = given[0]
+    raw = target[kind]
+    out = {"kind": kind, "inclusive": _bool(target.get("inclusive", True), "inclusive"),
+           "timeline": _timeline(target.get("timeline", "current")),
+           "action": str(target.get("action") or "promote")}
+    if out["action"] not in ACTIONS:
+        raise PlanError("target.action %r is not one of %s" % (out["action"], ", ".join(ACTIONS)),
+                        field="action")
+    if kind == "time":
+        value = parse_time(raw)
+        if value > now:
+            raise PlanError("target.time %s is in the future (now is %s)" % (iso(value), iso(now)),
+                            field="time")
+        out.update(value=iso(value), time=value)
+    elif kind == "xid":
+        text = str(raw).strip()
+        if not text.isdigit() or not 3 <= int(text) <= MAX_XID:
+            raise PlanError("target.xid %r is not a transaction id (an integer 3..%d, e.g. from "
+                            "pg_current_xact_id())" % (raw, MAX_XID), field="xid")
+        out["value"] = int(text)
+    elif kind == "lsn":
+        try:
+            out["lsn"] = parse_lsn(str(raw))
+        except ValueError:
+            raise PlanError("target.lsn %r is not an LSN like 0/3000028 (hex/hex, from "
+                            "pg_current_wal_lsn())" % (raw,), field="lsn") from None
+        out["value"] = format_lsn(out["lsn"])
+    elif kind == "name":
+        text = str(raw)
+        if len(text) >= 64:
+            raise PlanError("target.name %r is longer than a restore point name can be (63)" % raw,
+                            field="name")
+        out["value"] = text
+    else:
+        if raw is not True and str(raw).lower() not in ("true", "yes", "1"):
+            raise PlanError("target.immediate must be true", field="immediate")
+        out["value"] = True
+    return out
+
+
+def _bool(value, name):
+    if isinstance(value, bool):
+        return value
+    text = str(value).lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise PlanError("target.%s %r is not a boolean" % (name, value), field=name)
+
+
+def _timeline(value):
+    if value in (None, ""):
+        return "current"
+    text = str(value).lower()
+    if text in ("current", "latest"):
+        return text
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise PlanError("target.timeline %r must be current, latest or a timeline number" % (value,),
+                    field="timeline")
+
+
+# -- WAL continuity ---------------------------------------------------------------------------
+
+def timeline_path(history, tli, seg_size=WAL_SEG_SIZE):
+    """``[(timeline, first_segno)]`` from the oldest ancestor to ``tli`` (from history files)."""
+    entries = (history or {}).get(str(tli)) or (history or {}).get(tli) or []
+    path, begin = [], 0
+    for entry in entries:
+        path.append((int(entry["parent_tli"]), begin))
+        begin = segno_of(parse_lsn(entry["switch_lsn"]), seg_size)
+    path.append((int(tli), begin))
+    return path
+
+
+def contiguous_reach(wal, start_wal, tli, seg_size=WAL_SEG_SIZE):
+    """Walk the archive from ``start_wal`` along ``tli``'s history.
+
+    Returns ``{"last": name or None, "time": mtime of last, "missing": first missing name or None,
+    "end_lsn": LSN just past the last segment}``. ``missing`` is None when the walk ended at the
+    newest archived segment (no gap, just the end).
+    """
+    segments = {s["name"]: s for s in wal.get("segments") or [] if _SEG_RE.match(s.get("name", ""))}
+    path = timeline_path(wal.get("history"), tli, seg_size)
+    _, segno = parse_segment(start_wal, seg_size)
+    newest = max((parse_segment(n, seg_size)[1] for n in segments), default=-1)
+    last = None
+    while True:
+        seg_tli = next(t for t, begin in reversed(path) if begin <= segno)
+        name = segment_name(seg_tli, segno, seg_size)
+        if name not in segments:
+            break
+        last = name
+        segno += 1
+    missing = name if segno <= newest else None
+    return {"last": last, "time": segments[last]["mtime"] if last else None, "missing": missing,
+            "end_lsn": format_lsn((parse_segment(last, seg_size)[1] + 1) * seg_size) if last else None}
+
+
+# -- windows and the choice of base backup ------------------------------------------------------
+
+def base_backups(catalog):
+    """Usable base backups, oldest stop first."""
+    bases = [b for b in catalog.get("backups") or [] if b.get("kind") == "base" and b.get("stop_lsn")]
+    return sorted(bases, key=lambda b: parse_lsn(b["stop_lsn"]))
+
+
+def window(catalog, tli=None, seg_size=WAL_SEG_SIZE):
+    """Recoverable window per base backup and overall (earliest/latest) for timeline ``tli``."""
+    wal = catalog.get("wal") or {}
+    rows = []
+    for base in base_backups(catalog):
+        use_tli = base["timeline"] if tli in (None, "current") else tli
+        reach = contiguous_reach(wal, base["start_wal"], use_tli, seg_size) if base.get("start_wal") else {}
+        rows.append({"name": base["name"], "stop_time": base.get("stop_time") or base.get("time"),
+                     "stop_lsn": base["stop_lsn"], "timeline": base["timeline"],
+                     "reaches": {"time": reach.get("time"), "segment": reach.get("last"),
+                                 "lsn": reach.get("end_lsn"), "gap_at": reach.get("missing")}})
+    reached = [r for r in rows if r["reaches"]["time"]]
+    out = {"base_backups": rows, "earliest": None, "latest": None}
+    if rows:
+        out["earliest"] = {"time": rows[0]["stop_time"], "lsn": rows[0]["stop_lsn"], "backup": rows[0]["name"]}
+    if reached:
+        best = max(reached, key=lambda r: parse_iso(r["reaches"]["time"]))
+        out["latest"] = {"time": best["reaches"]["time"], "lsn": best["reaches"]["lsn"],
+                         "segment": best["reaches"]["segment"]}
+    return out
+
+
+def describe_window(win):
+    if not win.get("earliest"):
+        return "no base backup in the catalogue: nothing can be recovered to a point in time"
+    text = "recoverable window: earliest %s (LSN %s, stop of base backup %s), latest %s (LSN %s, end of %s)" % (
+        win["earliest"]["time"], win["earliest"]["lsn"], win["earliest"]["backup"],
+        (win.get("latest") or {}).get("time"), (win.get("latest") or {}).get("lsn"),
+        (win.get("latest") or {}).get("segment"))
+    gaps = [r["reaches"]["gap_at"] for r in win["base_backups"] if r["reaches"].get("gap_at")]
+    if gaps:
+        text += "; WAL gap: segment %s is missing" % sorted(set(gaps))[0]
+    return text
+
+
+def choose_base(catalog, target, backup_name=None):
+    """The newest base backup that stopped before the target (time or LSN), or the named one."""
+    bases = base_backups(catalog)
+    if backup_name:
+        named = [b for b in bases if b["name"] == backup_name or os.path.basename(b["path"]) == backup_name]
+        if not named:
+            raise PlanError("base backup %r is not in the catalogue; base backups: %s"
+                            % (backup_name, ", ".join(b["name"] for b in bases) or "none"), field="backup")
+        candidates = named
+    else:
+        candidates = bases
+    if target["kind"] == "immediate":
+        fit = candidates
+    elif target.get("lsn") is not None:
+        fit = [b for b in candidates if parse_lsn(b["stop_lsn"]) <= target["lsn"]]
+    else:
+        fit = [b for b in candidates if parse_iso(b.get("stop_time") or b["time"]) < target["time"]]
+    if not fit:
+        raise PlanError("target %s=%s is before the stop point of %s; %s" % (
+            target["kind"], target["value"],
+            "base backup %s" % backup_name if backup_name else "the oldest base backup",
+            describe_window(window(catalog))), window=window(catalog), field=target["kind"])
+    return fit[-1]
+
+
+def check_in_window(catalog, target, base, seg_size=WAL_SEG_SIZE):
+    """Raise PlanError unless WAL reaches the target continuously from ``base``.
+
+    Returns the reach of WAL from the base backup (``contiguous_reach``) and the target timeline.
+    """
+    wal = catalog.get("wal") or {}
+    tli = _target_tli(wal, target, base)
+    reach = contiguous_reach(wal, base["start_wal"], tli, seg_size)
+    win = window(catalog, tli)
+    if target["kind"] == "immediate":
+        stop_segno = segno_of(parse_lsn(base["stop_lsn"]), seg_size)
+        if reach["last"] is None or parse_segment(reach["last"], seg_size)[1] < stop_segno:
+            _fail_reach(target, base, reach, win, "the base backup's own WAL is not archived")
+        return reach, tli
+    if reach["last"] is None:
+        _fail_reach(target, base, reach, win, "no archived WAL from the base backup's start segment")
+    if target.get("lsn") is not None and target["lsn"] >= parse_lsn(reach["end_lsn"]):
+        _fail_reach(target, base, reach, win, "LSN %s is past the end of continuous WAL (%s)"
+                    % (target["value"], reach["end_lsn"]))
+    if target.get("time") is not None and target["time"] > parse_iso(reach["time"]):
+        _fail_reach(target, base, reach, win, "time %s is after the newest continuously archived WAL (%s)"
+                    % (iso(target["time"]), reach["time"]))
+    return reach, tli
+
+
+def _fail_reach(target, base, reach, win, why):
+    gap = (" WAL gap: segment %s is missing after %s." % (reach["missing"], reach["last"])
+           if reach.get("missing") else "")
+    raise PlanError("target %s=%s cannot be reached from base backup %s: %s.%s %s" % (
+        target["kind"], target["value"], base["name"], why, gap, describe_window(win)),
+        window=win, field=target["kind"])
+
+
+def _target_tli(wal, target, base):
+    want = target["timeline"]
+    if want == "current":
+        return int(base["timeline"])
+    timelines = sorted(set(int(t) for t in wal.get("timelines") or []) | {int(base["timeline"])})
+    if want == "latest":
+        descendants = [t for t in timelines
+                       if t == base["timeline"]
+                       or base["timeline"] in [p for p, _ in timeline_path(wal.get("history"), t)]]
+        return max(descendants)
+    if want != int(base["timeline"]) and str(want) not in (wal.get("history") or {}):
+        raise PlanError("target.timeline %s has no history file in the WAL archive; timelines there: %s"
+                        % (want, ", ".join(map(str, timelines))), field="timeline")
+    return int(want)
+
+
+# -- locating xid / restore point in WAL ----------------------------------------------------------
+
+_WALDUMP_RE = re.compile(r"tx:\s*(\d+), lsn: ([0-9A-F]+/[0-9A-F]+),.*desc: (\w+) ?(.*)$")
+
+
+def parse_waldump(text):
+    """Commit and restore-point records from ``pg_waldump`` output (TZ=UTC)."""
+    out = []
+    for line in text.splitlines():
+        m = _WALDUMP_RE.search(line)
+        if not m:
+            continue
+        xid, lsn, what, rest = m.groups()
+        if what == "COMMIT":
+            stamp = rest.split(";")[0].strip()
+            when = dt.datetime.strptime(stamp.replace(" UTC", ""), "%Y-%m-%d %H:%M:%S.%f") \
+                if "." in stamp else dt.datetime.strptime(stamp.replace(" UTC", ""), "%Y-%m-%d %H:%M:%S")
+            out.append({"kind": "commit", "xid": int(xid), "lsn": lsn,
+                        "time": iso(when.replace(tzinfo=dt.timezone.utc))})
+        elif what == "RESTORE_POINT":
+            out.append({"kind": "restore_point", "name": rest.strip(), "lsn": lsn})
+    return out
+
+
+def resolve_in_wal(runner, waldump, wal_dir, first, last, target):
+    """Find the commit of ``target.xid`` or the restore point ``target.name`` in archived WAL.
+
+    Returns ``{"lsn", "time"}`` (time for commits only); raises PlanError when not found.
+    """
+    rmgr = "Transaction" if target["kind"] == "xid" else "XLOG"
+    res = runner.run([waldump, "--path", wal_dir, "--rmgr", rmgr, first, last], env={"TZ": "UTC"})
+    records = parse_waldump(res.stdout)
+    if target["kind"] == "xid":
+        hits = [r for r in records if r["kind"] == "commit" and r["xid"] == target["value"]]
+        what = "a commit of transaction %s" % target["value"]
+    else:
+        hits = [r for r in records if r["kind"] == "restore_point" and r["name"] == target["value"]]
+        what = "the restore point %r" % target["value"]
+    if not hits:
+        names = sorted({r["name"] for r in records if r["kind"] == "restore_point"})
+        hint = (" Restore points there: %s." % ", ".join(names)) if target["kind"] == "name" and names else ""
+        raise PlanError("archived WAL %s..%s holds no %s.%s" % (first, last, what, hint), field=target["kind"])
+    hit = hits[-1] if target["kind"] == "name" else hits[0]
+    return {"lsn": hit["lsn"], "time": hit.get("time")}
+
+
+# -- the plan -----------------------------------------------------------------------------------
+
+def build_plan(catalog, target, now, backup_name=None, resolved=None, seg_size=WAL_SEG_SIZE):
+    """Choose the base backup and check the window; return the plan (no side effects).
+
+    ``target`` is the output of ``parse_target``; ``resolved`` the output of ``resolve_in_wal``
+    for xid/name targets (gives them an LSN, so the base backup can be chosen by stop LSN).
+    """
+    target = dict(target)
+    if resolved:
+        target["lsn"] = parse_lsn(resolved["lsn"])
+        target["located_at"] = resolved
+    base = choose_base(catalog, target, backup_name)
+    if target.get("time") is not None and target["time"] <= parse_iso(base.get("stop_time") or base["time"]):
+        raise PlanError("target.time %s is not after the stop time %s of base backup %s; %s"
+                        % (target["value"], base.get("stop_time"), base["name"], describe_window(window(catalog))),
+                        field="time")
+    reach, tli = check_in_window(catalog, target, base, seg_size)
+    loss_from = target["value"] if target["kind"] == "time" else (
+        (resolved or {}).get("time") or base.get("stop_time"))
+    return {
+        "target": {k: v for k, v in target.items() if k not in ("time", "lsn")},
+        "base_backup": {k: base.get(k) for k in ("name", "path", "stop_time", "stop_lsn", "start_lsn",
+                                                  "timeline", "start_wal", "stop_wal", "size")},
+        "recovery_timeline": tli,
+        "wal_reach": reach,
+        "window": window(catalog, tli),
+        "expected_loss": {"from": loss_from, "to": iso(now),
+                          "note": "changes committed after the target are not in the restored cluster; "
+                                  "they stay in the preserved data directory"},
+    }
+
+
+def recovery_settings(target, restore_command, timeline, extra=None):
+    """Ordered ``[(name, value)]`` of recovery settings for the plan's target."""
+    settings = [("restore_command", restore_command)]
+    kind = target["kind"]
+    if kind == "immediate":
+        settings.append(("recovery_target", "immediate"))
+    else:
+        key = {"time": "recovery_target_time", "xid": "recovery_target_xid",
+               "lsn": "recovery_target_lsn", "name": "recovery_target_name"}[kind]
+        value = target["value"]
+        if kind == "time":
+            value = parse_iso(value).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+        settings.append((key, str(value)))
+        settings.append(("recovery_target_inclusive", "on" if target["inclusive"] else "off"))
+    settings.append(("recovery_target_timeline", str(timeline)))
+    settings.append(("recovery_target_action", target["action"]))
+    for name, value in sorted((extra or {}).items()):
+        settings.append((str(name), str(value)))
+    return settings
+
+
+def render_settings(settings, pg_major):
+    """File name and text that carry the settings for this major version."""
+    lines = ["%s = '%s'" % (k, str(v).replace("'", "''")) for k, v in settings]
+    if int(pg_major) >= 12:
+        return "postgresql.auto.conf", "# recovery settings written by healthbutler.recovery pitr\n" + \
+            "\n".join(lines) + "\n"
+    return "recovery.conf", "# written by healthbutler.recovery pitr\nstandby_mode = 'off'\n" + "\n".join(lines) + "\n"
+
+
+def restore_command(wal_dir):
+    """``cp`` from the archive; quoted for the shell PostgreSQL runs it with."""
+    return "cp \"%s/%%f\" \"%%p\"" % wal_dir.replace('"', '\\"')
+
+
+def disk_check(free_bytes, restore_bytes, preserve_bytes, margin=64 * 1024 * 1024):
+    """``(ok, needed)``: room for the restore plus the preserved copy plus a margin."""
+    needed = int(restore_bytes) + int(preserve_bytes) + margin
+    return free_bytes >= needed, needed
+
+
+# -- interim catalogue reader (until the backups area's backup_catalog is installed) ---------------
+
+def interim_scan(backup_dir, wal_dir):
+    """A catalogue with only what PITR needs: base backups (from their .json sidecars) and WAL."""
+    backups = []
+    base_root = os.path.join(backup_dir, "base")
+    if os.path.isdir(base_root):
+        for entry in sorted(os.listdir(base_root)):
+            meta_path = os.path.join(base_root, entry + ".json")
+            path = os.path.join(base_root, entry)
+            if not os.path.isdir(path) or not os.path.exists(meta_path):
+                continue
+            with open(meta_path, encoding="utf-8") as fh:
+                meta = json.load(fh)
+            backups.append({"kind": "base", "name": entry, "path": path, "time": meta.get("end"),
+                            "start_time": meta.get("start"), "stop_time": meta.get("end"),
+                            "start_lsn": meta.get("start_lsn"), "stop_lsn": meta.get("stop_lsn"),
+                            "timeline": int(meta.get("timeline", 1)), "start_wal": meta.get("start_wal"),
+                            "stop_wal": meta.get("stop_wal"), "size": _tree_size(path),
+                            "has_manifest": os.path.exists(os.path.join(path, "backup_manifest")),
+                            "meta": meta})
+    return {"location": backup_dir, "backups": backups, "wal": scan_wal(wal_dir)}
+
+
+def scan_wal(wal_dir):
+    segments, history = [], {}
+    names = sorted(os.listdir(wal_dir)) if os.path.isdir(wal_dir) else []
+    for name in names:
+        path = os.path.join(wal_dir, name)
+        if _SEG_RE.match(name):
+            st = os.stat(path)
+            segments.append({"name": name, "size": st.st_size,
+                             "mtime": iso(dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc))})
+        elif name.endswith(".history") and len(name) == 16:
+            with open(path, encoding="utf-8") as fh:
+                history[str(int(name[:8], 16))] = parse_history(fh.read())
+    tlis = sorted({int(s["name"][:8], 16) for s in segments} | {int(t) for t in history})
+    return {"dir": wal_dir, "segments": segments, "history": history, "timelines": tlis,
+            "first": segments[0]["name"] if segments else None,
+            "last": segments[-1]["name"] if segments else None, "count": len(segments)}
+
+
+def parse_history(text):
+    out = []
+    for line in text.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) >= 2 and parts[0].isdigit():
+            out.append({"parent_tli": int(parts[0]), "switch_lsn": parts[1],
+                        "reason": parts[2].strip() if len(parts) > 2 else ""})
+    return out
+
+
+def _tree_size(path):
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
