@@ -399,14 +399,14 @@ def resolve_in_wal(runner, waldump, wal_dir, first, last, target):
     records = parse_waldump(res.stdout)
     if target["kind"] == "xid":
         hits = [r for r in records if r["kind"] == "commit" and r["xid"] == target["value"]]
-        what = "a commit of transaction %s" % target["value"]
+        what = "commit of transaction %s" % target["value"]
     else:
         hits = [r for r in records if r["kind"] == "restore_point" and r["name"] == target["value"]]
-        what = "the restore point %r" % target["value"]
+        what = "restore point %r" % target["value"]
     if not hits:
         names = sorted({r["name"] for r in records if r["kind"] == "restore_point"})
         hint = (" Restore points there: %s." % ", ".join(names)) if target["kind"] == "name" and names else ""
-        raise PlanError("archived WAL %s..%s holds no %s.%s" % (first, last, what, hint), field=target["kind"])
+        raise PlanError("archived WAL %s..%s has no %s.%s" % (first, last, what, hint), field=target["kind"])
     hit = hits[-1] if target["kind"] == "name" else hits[0]
     return {"lsn": hit["lsn"], "time": hit.get("time")}
 

@@ -5,8 +5,6 @@
 
 from __future__ import absolute_import, division, print_function
 
-__metaclass__ = type
-
 DOCUMENTATION = r"""
 ---
 module: pg_restore_db
@@ -26,13 +24,26 @@ version_added: "1.0.0"
 author: Health Butler SRE
 options:
   state: {description: What to do., type: str, choices: [planned, restored, rolled_back], default: restored}
-  dump: {description: "Path of the dump, a file name under O(backup_dir)/dumps, or C(latest).", type: str, required: true}
+  dump:
+    description: "Path of the dump, a file name under O(backup_dir)/dumps, or C(latest)."
+    type: str
+    required: true
   backup_dir: {description: Backup tree (for names and C(latest))., type: path, required: true}
   db_name: {description: The live database., type: str, required: true}
-  strategy: {description: C(beside) (restore next to it and swap) or C(in_place) (C(pg_restore -c) after a safety dump)., type: str, choices: [beside, in_place], default: beside}
+  strategy:
+    description: C(beside) (restore next to it and swap) or C(in_place) (C(pg_restore -c) after a safety dump).
+    type: str
+    choices: [beside
+    in_place]
+    default: beside
   jobs: {description: C(pg_restore -j); 0 means the host's cores., type: int, default: 0}
-  run_stamp: {description: UTC stamp used in the names of the scratch and preserved databases., type: str, required: true}
-  safety_dump_dir: {description: Where O(strategy=in_place) writes its safety dump (readable and writable by O(pg_os_user))., type: path}
+  run_stamp:
+    description: UTC stamp used in the names of the scratch and preserved databases.
+    type: str
+    required: true
+  safety_dump_dir:
+    description: Where O(strategy=in_place) writes its safety dump (readable and writable by O(pg_os_user)).
+    type: path
   pg_bindir: {description: PostgreSQL binaries., type: path, required: true}
   pg_os_user: {description: OS user of the cluster (peer authentication over the socket)., type: str, default: postgres}
   port: {description: Server port., type: int, default: 5432}

@@ -5,8 +5,6 @@
 
 from __future__ import absolute_import, division, print_function
 
-__metaclass__ = type
-
 DOCUMENTATION = r"""
 ---
 module: pitr_plan
@@ -34,7 +32,13 @@ options:
       immediate: {description: Stop as soon as the base backup is consistent., type: bool}
       inclusive: {description: Stop just after (true) or just before (false) the target., type: bool, default: true}
       timeline: {description: "C(current) (the base backup's), C(latest), or a number.", type: raw, default: current}
-      action: {description: What the server does at the target., type: str, default: promote, choices: [promote, pause, shutdown]}
+      action:
+        description: What the server does at the target.
+        type: str
+        default: promote
+        choices: [promote
+        pause
+        shutdown]
   backup:
     description: Name of the base backup to use; default the newest that stopped before the target.
     type: str
@@ -51,7 +55,10 @@ options:
   port: {description: Server port., type: int, default: 5432}
   socket_dir: {description: Unix socket directory., type: path, required: true}
   db_name: {description: Database whose rows are counted before the run., type: str, required: true}
-  run_stamp: {description: UTC stamp (C(YYYYmmddTHHMMSSZ)) used in the names of preserved copies., type: str, required: true}
+  run_stamp:
+    description: UTC stamp (C(YYYYmmddTHHMMSSZ)) used in the names of preserved copies.
+    type: str
+    required: true
   verify_backup: {description: Run C(pg_verifybackup) on the chosen base backup., type: bool, default: true}
 attributes:
   check_mode: {support: full, description: Read-only; runs the same in check mode.}
@@ -151,7 +158,11 @@ def main():
             problems.append("base backup %s does not verify (pg_verifybackup rc=%s): %s"
                             % (base["name"], res.rc, (res.stderr or res.stdout).strip()[-800:]))
     version_file = os.path.join(base["path"], "PG_VERSION")
-    pg_major = int(open(version_file).read().strip()) if os.path.exists(version_file) else None
+    pg_major = None
+    if os.path.exists(version_file):
+        with open(version_file, encoding="utf-8") as fh:
+            text = fh.read().strip()
+        pg_major = int(text) if text.isdigit() else None
     if pg_major is None:
         problems.append("base backup %s has no PG_VERSION: not a data directory copy" % base["name"])
     data_dir = p["data_dir"].rstrip("/")
@@ -195,7 +206,8 @@ def plan_lines(plan, paths):
         "target: %s=%s (inclusive=%s, timeline=%s, action=%s)%s" % (
             t["kind"], t["value"], t["inclusive"], plan["recovery_timeline"], t["action"],
             " located in WAL at %s %s" % (located.get("lsn"), located.get("time") or "") if located else ""),
-        "base backup: %s (stopped %s at LSN %s, timeline %s)" % (b["name"], b["stop_time"], b["stop_lsn"], b["timeline"]),
+        "base backup: %s (stopped %s at LSN %s, timeline %s)" % (
+            b["name"], b["stop_time"], b["stop_lsn"], b["timeline"]),
         "WAL: continuous from %s to %s (%s)" % (b["start_wal"], plan["wal_reach"]["last"], plan["wal_reach"]["time"]),
         "window: %s" % pp.describe_window(plan["window"]),
         "steps: maintenance on, stop app, stop PostgreSQL, move %s aside to %s, copy the base backup, "

@@ -5,8 +5,6 @@
 
 from __future__ import absolute_import, division, print_function
 
-__metaclass__ = type
-
 DOCUMENTATION = r"""
 ---
 module: pitr_restore
@@ -36,13 +34,22 @@ options:
   pg_os_user: {description: OS user owning the cluster., type: str, default: postgres}
   port: {description: Server port., type: int, default: 5432}
   socket_dir: {description: Unix socket directory., type: path, required: true}
-  log_file: {description: "The server's log file (C(log_directory)/C(log_filename)), read to judge the recovery.", type: path, required: true}
+  log_file:
+    description: "The server's log file (C(log_directory)/C(log_filename)), read to judge the recovery."
+    type: path
+    required: true
   startup_log: {description: File for C(pg_ctl -l)., type: path, required: true}
   progress_file: {description: Replay progress lines are appended here (tail it during long recoveries)., type: path}
   timeout: {description: Seconds to wait for the target., type: int, default: 3600}
-  extra_settings: {description: Extra settings for the recovering server (reset after promotion)., type: dict, default: {}}
+  extra_settings:
+    description: Extra settings for the recovering server (reset after promotion).
+    type: dict
+    default: {}
   db_name: {description: Database whose rows are counted after the recovery., type: str, required: true}
-  was_running: {description: For O(state=rolled_back) - start the original server afterwards., type: bool, default: true}
+  was_running:
+    description: For O(state=rolled_back) - start the original server afterwards.
+    type: bool
+    default: true
 attributes:
   check_mode: {support: full, description: Reports what would be done and changes nothing.}
 notes:
@@ -67,7 +74,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 reached:
-  description: Where replay stopped - C(lsn) (redo done at), C(time) (last completed transaction), C(timeline), C(stopping) (log line).
+  description:
+    - Where replay stopped - C(lsn) (redo done at), C(time) (last completed transaction),
+      C(timeline), C(stopping) (the log line).
   returned: state=restored and success
   type: dict
 steps:
@@ -125,7 +134,8 @@ def main():
     if p["state"] == "rolled_back":
         import os
         if not os.path.exists(paths["preserved"]):
-            module.exit_json(changed=False, msg="nothing left to roll back (%s is not there: the restore step already put it back)" % paths["preserved"],
+            module.exit_json(changed=False, msg="nothing left to roll back (%s is not there: the restore step "
+                             "already put it back)" % paths["preserved"],
                              preserved_data_dir=None, steps=[])
         if module.check_mode:
             module.exit_json(changed=True, msg="would move %s back" % paths["preserved"], steps=[])

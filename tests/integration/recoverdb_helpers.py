@@ -18,6 +18,16 @@ import threading
 import time
 
 
+def read_json(path):
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def read_text(path):
+    with open(path, encoding="utf-8") as fh:
+        return fh.read()
+
+
 def utc_stamp():
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
@@ -89,7 +99,8 @@ def make_dump(box):
     as_postgres(site, [os.path.join(site["hb_pg_bindir"], "pg_dump"), "-h", site["hb_pg_socket_dir"],
                        "-p", str(site["hb_pg_port"]), "-Fc", "-f", path + ".partial", site["hb_db_name"]])
     os.rename(path + ".partial", path)
-    digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    with open(path, "rb") as fh:
+        digest = hashlib.sha256(fh.read()).hexdigest()
     with open(path + ".sha256", "w", encoding="utf-8") as fh:
         fh.write("%s  %s\n" % (digest, name))
     with open(path + ".json", "w", encoding="utf-8") as fh:
@@ -159,8 +170,8 @@ class Watcher(threading.Thread):
         self.join(5)
 
 
-def pids_of(needle):
-    """PIDs whose command line contains ``needle`` (for killing one of our own pg_restore runs)."""
+def pids_of(*needles):
+    """PIDs whose command line contains every needle (for killing one of our own pg_restore runs)."""
     out = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -170,7 +181,7 @@ def pids_of(needle):
                 cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if needle in cmd and "su -s" not in cmd:
+        if all(n in cmd for n in needles) and "su -s" not in cmd:
             out.append(int(pid))
     return out
 
