@@ -26,8 +26,8 @@ def recover(extravars, **kw):
     return run_playbook("recover-db.yml", dict(FAST, **extravars), **kw)
 
 
-def pitr(target, **extra):
-    return recover(dict({"recover_mode": "pitr", "target": target}, **extra))
+def pitr(target, check=False, **extra):
+    return recover(dict({"recover_mode": "pitr", "target": target}, **extra), check=check)
 
 
 def state(box):
