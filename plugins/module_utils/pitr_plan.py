@@ -2,10 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE)
 """Point-in-time recovery planning: parse the target, choose the base backup, check the window.
 
-Pure functions over a backup catalogue (the shape of ``backup_catalog.scan``, see
-CATALOG.md) plus two small readers (``resolve_in_wal`` runs ``pg_waldump``;
-``interim_scan`` reads a backup tree when the backups area's catalogue is not
-installed). Nothing here changes anything.
+Pure functions over a backup catalogue (``backup_catalog.scan``, see CATALOG.md) plus
+one reader (``resolve_in_wal`` runs ``pg_waldump``). Nothing here changes anything.
 
 Rules (docs/recover-db.md):
 
@@ -25,15 +23,14 @@ Rules (docs/recover-db.md):
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import re
 
-WAL_SEG_SIZE = 16 * 1024 * 1024
+from ansible_collections.healthbutler.recovery.plugins.module_utils import walnames
+
+WAL_SEG_SIZE = walnames.WAL_SEG_SIZE
 TARGET_KINDS = ("time", "xid", "lsn", "name", "immediate")
 ACTIONS = ("promote", "pause", "shutdown")
-_LSN_RE = re.compile(r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$")
-_SEG_RE = re.compile(r"^[0-9A-F]{24}$")
 _TIME_RE = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)\s*(Z|UTC|[+-]\d{2}(?::?\d{2})?)?$")
 MAX_XID = 2 ** 32 - 1
@@ -49,37 +46,15 @@ class PlanError(Exception):
         self.field = field
 
 
-# -- LSNs and WAL segment names -------------------------------------------------------------
+# -- LSNs and WAL segment names (walnames, owned by the backups area) ---------------------------
 
-def parse_lsn(text):
-    if not isinstance(text, str) or not _LSN_RE.match(text.strip()):
-        raise ValueError("not an LSN: %r" % (text,))
-    hi, lo = text.strip().split("/")
-    return (int(hi, 16) << 32) | int(lo, 16)
-
-
-def format_lsn(value):
-    return "%X/%X" % (value >> 32, value & 0xFFFFFFFF)
-
-
-def _segs_per_id(seg_size):
-    return 0x100000000 // seg_size
+parse_lsn = walnames.parse_lsn
+format_lsn = walnames.format_lsn
+segment_name = walnames.segment_name
 
 
 def segno_of(lsn, seg_size=WAL_SEG_SIZE):
     return lsn // seg_size
-
-
-def segment_name(tli, segno, seg_size=WAL_SEG_SIZE):
-    per = _segs_per_id(seg_size)
-    return "%08X%08X%08X" % (tli, segno // per, segno % per)
-
-
-def parse_segment(name, seg_size=WAL_SEG_SIZE):
-    """Return ``(timeline, segno)`` of a 24-hex segment name."""
-    if not _SEG_RE.match(name or ""):
-        raise ValueError("not a WAL segment name: %r" % (name,))
-    return int(name[:8], 16), int(name[8:16], 16) * _segs_per_id(seg_size) + int(name[16:], 16)
 
 
 # -- times ----------------------------------------------------------------------------------
@@ -213,39 +188,19 @@ def _timeline(value):
 
 # -- WAL continuity ---------------------------------------------------------------------------
 
-def timeline_path(history, tli, seg_size=WAL_SEG_SIZE):
-    """``[(timeline, first_segno)]`` from the oldest ancestor to ``tli`` (from history files)."""
-    entries = (history or {}).get(str(tli)) or (history or {}).get(tli) or []
-    path, begin = [], 0
-    for entry in entries:
-        path.append((int(entry["parent_tli"]), begin))
-        begin = segno_of(parse_lsn(entry["switch_lsn"]), seg_size)
-    path.append((int(tli), begin))
-    return path
-
-
 def contiguous_reach(wal, start_wal, tli, seg_size=WAL_SEG_SIZE):
-    """Walk the archive from ``start_wal`` along ``tli``'s history.
+    """Walk the archive from ``start_wal`` along ``tli``'s history (``walnames.contiguous_from``).
 
     Returns ``{"last": name or None, "time": mtime of last, "missing": first missing name or None,
     "end_lsn": LSN just past the last segment}``. ``missing`` is None when the walk ended at the
     newest archived segment (no gap, just the end).
     """
-    segments = {s["name"]: s for s in wal.get("segments") or [] if _SEG_RE.match(s.get("name", ""))}
-    path = timeline_path(wal.get("history"), tli, seg_size)
-    _, segno = parse_segment(start_wal, seg_size)
-    newest = max((parse_segment(n, seg_size)[1] for n in segments), default=-1)
-    last = None
-    while True:
-        seg_tli = next(t for t, begin in reversed(path) if begin <= segno)
-        name = segment_name(seg_tli, segno, seg_size)
-        if name not in segments:
-            break
-        last = name
-        segno += 1
-    missing = name if segno <= newest else None
+    segments = {s["name"]: s for s in wal.get("segments") or [] if walnames.is_segment(s.get("name", ""))}
+    path = walnames.timeline_path(tli, wal.get("history") or {})
+    newest = max((walnames.segment_number(n, seg_size) for n in segments), default=-1)
+    last, missing = walnames.contiguous_from(start_wal, segments, path, newest, seg_size)
     return {"last": last, "time": segments[last]["mtime"] if last else None, "missing": missing,
-            "end_lsn": format_lsn((parse_segment(last, seg_size)[1] + 1) * seg_size) if last else None}
+            "end_lsn": format_lsn(walnames.segment_end_lsn(last, seg_size)) if last else None}
 
 
 # -- windows and the choice of base backup ------------------------------------------------------
@@ -326,8 +281,8 @@ def check_in_window(catalog, target, base, seg_size=WAL_SEG_SIZE):
     reach = contiguous_reach(wal, base["start_wal"], tli, seg_size)
     win = window(catalog, tli)
     if target["kind"] == "immediate":
-        stop_segno = segno_of(parse_lsn(base["stop_lsn"]), seg_size)
-        if reach["last"] is None or parse_segment(reach["last"], seg_size)[1] < stop_segno:
+        stop_segno = segno_of(parse_lsn(base["stop_lsn"]) - 1, seg_size)
+        if reach["last"] is None or walnames.segment_number(reach["last"], seg_size) < stop_segno:
             _fail_reach(target, base, reach, win, "the base backup's own WAL is not archived")
         return reach, tli
     if reach["last"] is None:
@@ -357,7 +312,7 @@ def _target_tli(wal, target, base):
     if want == "latest":
         descendants = [t for t in timelines
                        if t == base["timeline"]
-                       or base["timeline"] in [p for p, _ in timeline_path(wal.get("history"), t)]]
+                       or base["timeline"] in [p for p, _ in walnames.timeline_path(t, wal.get("history") or {})]]
         return max(descendants)
     if want != int(base["timeline"]) and str(want) not in (wal.get("history") or {}):
         raise PlanError("target.timeline %s has no history file in the WAL archive; timelines there: %s"
@@ -483,66 +438,3 @@ def disk_check(free_bytes, restore_bytes, preserve_bytes, margin=64 * 1024 * 102
     """``(ok, needed)``: room for the restore plus the preserved copy plus a margin."""
     needed = int(restore_bytes) + int(preserve_bytes) + margin
     return free_bytes >= needed, needed
-
-
-# -- interim catalogue reader (until the backups area's backup_catalog is installed) ---------------
-
-def interim_scan(backup_dir, wal_dir):
-    """A catalogue with only what PITR needs: base backups (from their .json sidecars) and WAL."""
-    backups = []
-    base_root = os.path.join(backup_dir, "base")
-    if os.path.isdir(base_root):
-        for entry in sorted(os.listdir(base_root)):
-            meta_path = os.path.join(base_root, entry + ".json")
-            path = os.path.join(base_root, entry)
-            if not os.path.isdir(path) or not os.path.exists(meta_path):
-                continue
-            with open(meta_path, encoding="utf-8") as fh:
-                meta = json.load(fh)
-            backups.append({"kind": "base", "name": entry, "path": path, "time": meta.get("end"),
-                            "start_time": meta.get("start"), "stop_time": meta.get("end"),
-                            "start_lsn": meta.get("start_lsn"), "stop_lsn": meta.get("stop_lsn"),
-                            "timeline": int(meta.get("timeline", 1)), "start_wal": meta.get("start_wal"),
-                            "stop_wal": meta.get("stop_wal"), "size": _tree_size(path),
-                            "has_manifest": os.path.exists(os.path.join(path, "backup_manifest")),
-                            "meta": meta})
-    return {"location": backup_dir, "backups": backups, "wal": scan_wal(wal_dir)}
-
-
-def scan_wal(wal_dir):
-    segments, history = [], {}
-    names = sorted(os.listdir(wal_dir)) if os.path.isdir(wal_dir) else []
-    for name in names:
-        path = os.path.join(wal_dir, name)
-        if _SEG_RE.match(name):
-            st = os.stat(path)
-            segments.append({"name": name, "size": st.st_size,
-                             "mtime": iso(dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc))})
-        elif name.endswith(".history") and len(name) == 16:
-            with open(path, encoding="utf-8") as fh:
-                history[str(int(name[:8], 16))] = parse_history(fh.read())
-    tlis = sorted({int(s["name"][:8], 16) for s in segments} | {int(t) for t in history})
-    return {"dir": wal_dir, "segments": segments, "history": history, "timelines": tlis,
-            "first": segments[0]["name"] if segments else None,
-            "last": segments[-1]["name"] if segments else None, "count": len(segments)}
-
-
-def parse_history(text):
-    out = []
-    for line in text.splitlines():
-        parts = line.split(None, 2)
-        if len(parts) >= 2 and parts[0].isdigit():
-            out.append({"parent_tli": int(parts[0]), "switch_lsn": parts[1],
-                        "reason": parts[2].strip() if len(parts) > 2 else ""})
-    return out
-
-
-def _tree_size(path):
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                pass
-    return total

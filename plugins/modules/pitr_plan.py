@@ -44,8 +44,8 @@ options:
     type: str
   catalog:
     description:
-      - A catalogue as returned by the C(backup_catalog) module. When omitted the module reads
-        C(base/*.json) under O(backup_dir) and the WAL archive itself.
+      - A catalogue as returned by the C(backup_catalog) module. When omitted the module scans
+        O(backup_dir) and O(wal_dir) with the same code (C(backup_catalog.scan)).
     type: dict
   backup_dir: {description: Backup tree (C(hb_backup_dir))., type: path, required: true}
   wal_dir: {description: WAL archive (C(hb_wal_archive_dir))., type: path, required: true}
@@ -105,6 +105,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.healthbutler.recovery.plugins.module_utils import backup_catalog
 from ansible_collections.healthbutler.recovery.plugins.module_utils import pitr_plan as pp
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pg_restore_run import counts
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pitr_exec import PgServer
@@ -133,7 +134,7 @@ def main():
     p = module.params
     runner = AnsibleRunner(module)
     now = dt.datetime.now(dt.timezone.utc)
-    catalog = p["catalog"] or pp.interim_scan(p["backup_dir"], p["wal_dir"])
+    catalog = p["catalog"] or backup_catalog.scan(p["backup_dir"], p["wal_dir"], verify_checksums=False)
     try:
         target = pp.parse_target(p["target"], now)
         resolved = None
@@ -176,7 +177,7 @@ def main():
         problems.append("data directory %s does not exist" % data_dir)
     st = os.statvfs(os.path.dirname(data_dir))
     free = st.f_bavail * st.f_frsize
-    restore_bytes = base.get("size") or pp._tree_size(base["path"])
+    restore_bytes = base.get("size") or backup_catalog.tree_size(base["path"])
     ok, needed = pp.disk_check(free, restore_bytes, 0)
     plan["disk"] = {"free": free, "needed": needed, "restore_bytes": restore_bytes,
                     "preserve_bytes": 0, "note": "the data directory is moved aside by rename (same filesystem)"}

@@ -86,13 +86,6 @@ def test_defaults_of_a_target():
     assert target(xid="745", timeline=2)["timeline"] == 2
 
 
-def test_lsn_and_segment_helpers_round_trip():
-    assert pp.parse_lsn("1/A0000028") == (1 << 32) + 0xA0000028
-    assert pp.format_lsn(pp.parse_lsn("16/B374D848")) == "16/B374D848"
-    assert pp.segment_name(1, pp.segno_of(pp.parse_lsn("1/A0000028"))) == "0000000100000001000000A0"
-    assert pp.parse_segment("0000000200000001000000A0") == (2, 256 + 0xA0)
-
-
 def test_base_backup_is_chosen_by_stop_time_not_start():
     cat = catalog()
     # 12:00:03 is after the second backup's START but before its STOP: the first one must be used.
@@ -244,23 +237,3 @@ def test_settings_rendered_by_major_version():
 def test_disk_check_counts_restore_and_preserved_copy():
     assert pp.disk_check(10 ** 9, 4 * 10 ** 8, 0) == (True, 4 * 10 ** 8 + 64 * 1024 * 1024)
     assert pp.disk_check(10 ** 9, 4 * 10 ** 8, 6 * 10 ** 8)[0] is False
-
-
-def test_interim_scan_reads_sidecars_and_history(tmp_path):
-    base = tmp_path / "backups" / "base" / "20261128T030000Z"
-    base.mkdir(parents=True)
-    (base / "backup_manifest").write_text("{}")
-    (tmp_path / "backups" / "base" / "20261128T030000Z.json").write_text(
-        '{"start": "2026-11-28T03:00:00Z", "end": "2026-11-28T03:00:05Z", "start_lsn": "0/2000028",'
-        ' "stop_lsn": "0/2000100", "timeline": 1, "start_wal": "%s", "stop_wal": "%s"}' % (seg(2), seg(2)))
-    wal = tmp_path / "wal"
-    wal.mkdir()
-    for n in (2, 3):
-        (wal / seg(n)).write_bytes(b"x")
-    (wal / "00000002.history").write_text("1\t0/3000100\tno recovery target specified\n")
-    (wal / (seg(3) + ".partial")).write_bytes(b"x")
-    cat = pp.interim_scan(str(tmp_path / "backups"), str(wal))
-    assert cat["backups"][0]["stop_lsn"] == "0/2000100" and cat["backups"][0]["has_manifest"]
-    assert [s["name"] for s in cat["wal"]["segments"]] == [seg(2), seg(3)]
-    assert cat["wal"]["history"]["2"][0]["switch_lsn"] == "0/3000100"
-    assert cat["wal"]["timelines"] == [1, 2]
