@@ -324,3 +324,21 @@ def test_app_failing_its_health_check_after_the_restore_rolls_back(history, sand
     assert_unchanged(sandbox, before, run, restarted=True)
     record = h.read_json(os.path.join(latest_run_dir(sandbox), "recovery.json"))
     assert record["status"] == "rolled_back" and record["error"]
+
+
+# -- cleanup-preserved.yml ---------------------------------------------------------------------------
+
+def test_cleanup_preserved_lists_under_check_then_removes_only_preserved_copies(history, sandbox):
+    dirs = h.preserved_dirs(sandbox)
+    dbs = sandbox.psql("SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE '%\\_pre\\_restore\\_%'")
+    assert dirs and dbs, "earlier tests left no preserved copies to clean up"
+    before = state(sandbox)
+    run = run_playbook("cleanup-preserved.yml", {"older_than_days": 0}, check=True)
+    assert run.rc == 0 and run.changed == 0, run.stdout[-3000:]
+    assert all(d in run.stdout for d in dirs) and "remove" in run.stdout
+    assert state(sandbox) == before
+    run = run_playbook("cleanup-preserved.yml", {"older_than_days": 0})
+    assert run.rc == 0, run.stdout[-3000:]
+    assert h.preserved_dirs(sandbox) == []
+    assert sandbox.psql("SELECT count(*) FROM pg_database WHERE datname LIKE '%\\_pre\\_restore\\_%'") == "0"
+    assert h.table_counts(sandbox) == before["rows"] and sandbox.http("/health")[0] == 200
