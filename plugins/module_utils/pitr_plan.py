@@ -366,6 +366,30 @@ def resolve_in_wal(runner, waldump, wal_dir, first, last, target):
     return {"lsn": hit["lsn"], "time": hit.get("time")}
 
 
+def locate_target(runner, waldump, wal_dir, catalog, target):
+    """Find an xid / restore point in the WAL reachable from each base backup, newest first.
+
+    Each base backup's own timeline is searched from its start segment to the end of continuous
+    WAL; returns the first hit (``resolve_in_wal``) or raises PlanError naming every range searched.
+    """
+    wal = catalog.get("wal") or {}
+    searched = []
+    for base in reversed(base_backups(catalog)):
+        if not base.get("start_wal"):
+            continue
+        reach = contiguous_reach(wal, base["start_wal"], base["timeline"])
+        if not reach["last"]:
+            continue
+        try:
+            return resolve_in_wal(runner, waldump, wal_dir, base["start_wal"], reach["last"], target)
+        except PlanError as exc:
+            searched.append(exc.msg)
+    if not searched:
+        raise PlanError("no base backup with archived WAL to search for %s=%s; %s" % (
+            target["kind"], target["value"], describe_window(window(catalog))), field=target["kind"])
+    raise PlanError("; ".join(dict.fromkeys(searched)), field=target["kind"])
+
+
 # -- the plan -----------------------------------------------------------------------------------
 
 def build_plan(catalog, target, now, backup_name=None, resolved=None, seg_size=WAL_SEG_SIZE):

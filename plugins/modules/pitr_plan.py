@@ -139,13 +139,8 @@ def main():
         target = pp.parse_target(p["target"], now)
         resolved = None
         if target["kind"] in ("xid", "name"):
-            bases = pp.base_backups(catalog)
-            wal = catalog.get("wal") or {}
-            if not bases or not wal.get("segments"):
-                raise pp.PlanError("no base backup or no archived WAL; %s" % pp.describe_window(pp.window(catalog)))
-            last = pp.contiguous_reach(wal, bases[0]["start_wal"], bases[0]["timeline"])["last"] or wal["last"]
-            resolved = pp.resolve_in_wal(runner, os.path.join(p["pg_bindir"], "pg_waldump"), p["wal_dir"],
-                                         bases[0]["start_wal"], last, target)
+            resolved = pp.locate_target(runner, os.path.join(p["pg_bindir"], "pg_waldump"), p["wal_dir"],
+                                        catalog, target)
         plan = pp.build_plan(catalog, target, now, p["backup"], resolved)
     except pp.PlanError as exc:
         module.fail_json(msg=exc.msg, field=exc.field, window=exc.window or pp.window(catalog))

@@ -237,3 +237,14 @@ def test_settings_rendered_by_major_version():
 def test_disk_check_counts_restore_and_preserved_copy():
     assert pp.disk_check(10 ** 9, 4 * 10 ** 8, 0) == (True, 4 * 10 ** 8 + 64 * 1024 * 1024)
     assert pp.disk_check(10 ** 9, 4 * 10 ** 8, 6 * 10 ** 8)[0] is False
+
+
+def test_located_target_is_searched_from_each_backup_newest_first(fake_runner):
+    fake_runner.add(r"pg_waldump .*%s %s" % (seg(6), seg(8)), stdout="")
+    fake_runner.add(r"pg_waldump .*%s %s" % (seg(2), seg(8)), stdout=WALDUMP)
+    found = pp.locate_target(fake_runner, "pg_waldump", "/wal", catalog(), target(xid=745))
+    assert found["lsn"] == "0/030000A0"
+    assert [c["argv"][-2:] for c in fake_runner.calls] == [[seg(6), seg(8)], [seg(2), seg(8)]]
+    with pytest.raises(pp.PlanError) as err:
+        pp.locate_target(fake_runner, "pg_waldump", "/wal", catalog(), target(xid=999))
+    assert "has no commit of transaction 999" in err.value.msg
