@@ -150,11 +150,11 @@ class Watcher(threading.Thread):
         self.condition, self.action, self.timeout = condition, action, timeout
         self.fired = False
         self.error = None
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self):
         deadline = time.monotonic() + self.timeout
-        while not self._stop.is_set() and time.monotonic() < deadline:
+        while not self._halt.is_set() and time.monotonic() < deadline:
             try:
                 if self.condition():
                     self.action()
@@ -166,7 +166,7 @@ class Watcher(threading.Thread):
             time.sleep(0.01)
 
     def stop(self):
-        self._stop.set()
+        self._halt.set()
         self.join(5)
 
 
