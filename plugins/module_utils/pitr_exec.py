@@ -292,13 +292,15 @@ def restore(runner, server, plan, paths, wal_dir, log_file, pg_major, extra_sett
                                                    plan["recovery_timeline"], extra_settings)
             result["recovery_files"] = write_settings(runner, server, pg_major, settings)
             result["recovery_settings"] = [k for k, _ in settings]
-        offset = log_size(log_file)
+        offset, startup_offset = log_size(log_file), log_size(server.startup_log)
         with Step(steps, "start PostgreSQL and replay WAL"):
             res = server.start(wait=False)
             if res.rc != 0 or not server.wait_postmaster():
-                raise ExecError("pg_ctl start failed: %s" % (res.stderr or res.stdout).strip(), step="start",
-                                details={"log": _log_tail(read_log_since(log_file, offset)
-                                                          + read_log_since(server.startup_log, 0))})
+                log = read_log_since(log_file, offset) + read_log_since(server.startup_log, startup_offset)
+                fatal = [line for line in log.splitlines() if "FATAL" in line or "PANIC" in line]
+                raise ExecError("PostgreSQL did not start on the restored data directory: %s"
+                                % (fatal[-1].strip() if fatal else (res.stderr or res.stdout).strip()),
+                                details={"log": _log_tail(log)})
             result["progress"] = wait_for_recovery(server, target, target["action"], log_file, offset,
                                                    progress_file, timeout)
         with Step(steps, "judge the recovery"):

@@ -292,6 +292,7 @@ def test_postgres_failing_to_start_on_the_restored_dir_rolls_back(history, sandb
     run = pitr({"time": history["target_time"]}, recover_db_extra_settings={"work_mem": "lots"})
     assert run.rc != 0
     assert "PITR failed at step 'start PostgreSQL and replay WAL'" in run.stdout, run.stdout[-3000:]
+    assert "did not start on the restored data directory" in run.stdout and "work_mem" in run.stdout
     before["preserved"] = h.preserved_dirs(sandbox)
     assert_unchanged(sandbox, before, run, restarted=True)
 
