@@ -297,9 +297,10 @@ def restore(runner, server, plan, paths, wal_dir, log_file, pg_major, extra_sett
             res = server.start(wait=False)
             if res.rc != 0 or not server.wait_postmaster():
                 log = read_log_since(log_file, offset) + read_log_since(server.startup_log, startup_offset)
-                fatal = [line for line in log.splitlines() if "FATAL" in line or "PANIC" in line]
+                why = [line.strip() for line in log.splitlines()
+                       if re.search(r"FATAL|PANIC|invalid value|could not", line)][-2:]
                 raise ExecError("PostgreSQL did not start on the restored data directory: %s"
-                                % (fatal[-1].strip() if fatal else (res.stderr or res.stdout).strip()),
+                                % (" / ".join(why) or (res.stderr or res.stdout).strip()),
                                 details={"log": _log_tail(log)})
             result["progress"] = wait_for_recovery(server, target, target["action"], log_file, offset,
                                                    progress_file, timeout)
