@@ -84,7 +84,8 @@ def manual_pitr(box, base, target_time):
         subprocess.run(["cp", "-a", os.path.join(site["hb_backup_dir"], "base", base), data], check=True)
         with open(os.path.join(data, "postgresql.auto.conf"), "a", encoding="utf-8") as fh:
             fh.write("restore_command = 'cp \"%s/%%f\" \"%%p\"'\nrecovery_target_time = '%s'\n"
-                     "recovery_target_action = 'promote'\n" % (site["hb_wal_archive_dir"], target_time))
+                     "recovery_target_timeline = 'current'\nrecovery_target_action = 'promote'\n"
+                     % (site["hb_wal_archive_dir"], target_time.replace("T", " ").replace("Z", "+00")))
         open(os.path.join(data, "recovery.signal"), "w").close()
         subprocess.run(["chown", "-R", site["hb_pg_os_user"], data], check=True)
         h.as_postgres(site, [*ctl, "-l", os.path.join(site["hb_pg_log_dir"], "startup.log"), "start"])
