@@ -122,10 +122,15 @@ def test_malformed_or_unreachable_targets_are_refused(history, sandbox, case, ta
 
 
 def test_target_after_the_newest_archived_wal_is_refused_with_the_window(history, sandbox):
-    sandbox.psql("INSERT INTO health_data (user_id, metric, value) VALUES (1, 'rdb-unarchived', 1)")
-    time.sleep(0.3)
-    before = state(sandbox)
-    run = pitr({"time": h.iso_now()})
+    # archive_timeout off while the test runs, so the segment holding the new row stays unarchived
+    sandbox.psql("ALTER SYSTEM SET archive_timeout = 0; SELECT pg_reload_conf()")
+    try:
+        sandbox.psql("INSERT INTO health_data (user_id, metric, value) VALUES (1, 'rdb-unarchived', 1)")
+        time.sleep(0.3)
+        before = state(sandbox)
+        run = pitr({"time": h.iso_now()})
+    finally:
+        sandbox.psql("ALTER SYSTEM RESET archive_timeout; SELECT pg_reload_conf()")
     assert run.rc != 0
     assert "after the newest continuously archived WAL" in run.stdout, run.stdout[-3000:]
     assert "recoverable window: earliest" in run.stdout
