@@ -1,0 +1,97 @@
+"""rsync itemize parsing, argv, backup selection and snapshots."""
+
+import os
+
+import pytest
+
+from ansible_collections.healthbutler.recovery.plugins.module_utils import files_sync
+from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import CommandError, SubprocessRunner
+
+ITEMIZED = """*deleting   extra.txt
+*deleting   old/
+.d..t...... ./
+cd+++++++++ new dir/
+cL+++++++++ current -> avatars/user-01.jpg
+>f+++++++++ new dir/a file.jpg
+>fcs....... reports/report-07.txt
+>f..t...... avatars/user-02.jpg
+.f...p..... avatars/user-03.jpg
+hf+++++++++ avatars/copy.jpg => avatars/user-01.jpg
+
+sent 1,234 bytes  received 56 bytes  2,580.00 bytes/sec
+"""
+
+
+def test_parse_itemize():
+    items = files_sync.parse_itemize(ITEMIZED)
+    assert [(i["action"], i["kind"], i["path"]) for i in items] == [
+        ("deleted", "file", "extra.txt"),
+        ("deleted", "dir", "old/"),
+        ("attributes", "dir", "./"),
+        ("created", "dir", "new dir/"),
+        ("created", "symlink", "current"),
+        ("created", "file", "new dir/a file.jpg"),
+        ("updated", "file", "reports/report-07.txt"),
+        ("updated", "file", "avatars/user-02.jpg"),
+        ("attributes", "file", "avatars/user-03.jpg"),
+        ("created", "file", "avatars/copy.jpg"),
+    ]
+    assert files_sync.summarize(items) == {"created": 4, "updated": 2, "changed": 0, "deleted": 2,
+                                           "attributes": 2}
+    assert len(files_sync.content_changes(items)) == 8
+    assert files_sync.parse_itemize("") == []
+
+
+@pytest.mark.parametrize("kwargs, flags", [
+    ({}, []),
+    ({"dry_run": True, "checksum": True}, ["--dry-run", "--checksum"]),
+    ({"delete": True}, ["--delete"]),
+    ({"link_dest": "/b/prev"}, ["--link-dest=/b/prev"]),
+])
+def test_rsync_argv(kwargs, flags):
+    argv = files_sync.rsync_argv("/backup/uploads", "/app/uploads/", **kwargs)
+    assert argv[:4] == ["rsync", "-a", "--itemize-changes", "--out-format=%i %n%L"]
+    assert argv[4:-2] == flags
+    assert argv[-2:] == ["/backup/uploads/", "/app/uploads/"]  # contents, never the dir itself
+
+
+def test_select_backup():
+    names = ["20261126T030000Z", "20261128T030000Z", "20261127T030000Z", "notes", "20261128T030000Z.tmp"]
+    assert files_sync.select_backup(names) == "20261128T030000Z"
+    assert files_sync.select_backup(names, "20261126T030000Z") == "20261126T030000Z"
+    with pytest.raises(ValueError, match="not found; available: 20261128T030000Z, 20261127T030000Z"):
+        files_sync.select_backup(names, "20250101T000000Z")
+    with pytest.raises(ValueError, match="no file backup"):
+        files_sync.select_backup(["notes"])
+
+
+def test_snapshot_path():
+    assert files_sync.snapshot_path("/app/uploads/", "20261128T000000Z") == \
+        "/app/uploads.pre_restore_20261128T000000Z"
+    assert files_sync.snapshot_path("/app/uploads", "S", "/srv/snaps") == "/srv/snaps/uploads.pre_restore_S"
+
+
+def test_snapshot_is_hard_linked_and_survives_a_restore(tmp_path):
+    """Real cp/rsync: the snapshot shares inodes, and keeps old content after rsync replaces a file."""
+    live, backup = tmp_path / "uploads", tmp_path / "backup"
+    live.mkdir()
+    backup.mkdir()
+    (live / "a.jpg").write_bytes(b"damaged")
+    (live / "new.txt").write_bytes(b"created after the backup")
+    (backup / "a.jpg").write_bytes(b"original bytes")
+    (backup / "gone.jpg").write_bytes(b"deleted since")
+    runner = SubprocessRunner()
+    snap = files_sync.snapshot(runner, str(live), files_sync.snapshot_path(str(live), "S"))
+    assert os.stat(os.path.join(snap, "a.jpg")).st_ino == os.stat(live / "a.jpg").st_ino
+    with pytest.raises(CommandError, match="already exists"):
+        files_sync.snapshot(runner, str(live), snap)
+    items, _ = files_sync.sync(runner, str(backup), str(live), dry_run=True)
+    assert {i["path"]: i["action"] for i in files_sync.content_changes(items)} == {
+        "a.jpg": "updated", "gone.jpg": "created"}
+    assert (live / "a.jpg").read_bytes() == b"damaged"  # dry run changed nothing
+    files_sync.sync(runner, str(backup), str(live))
+    assert (live / "a.jpg").read_bytes() == b"original bytes"
+    assert (live / "new.txt").exists()  # extras kept without delete
+    assert open(os.path.join(snap, "a.jpg"), "rb").read() == b"damaged"
+    items, _ = files_sync.sync(runner, str(backup), str(live), dry_run=True, delete=True)
+    assert [(i["action"], i["path"]) for i in files_sync.content_changes(items)] == [("deleted", "new.txt")]
