@@ -14,7 +14,6 @@ import re
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import CommandError
 
-STAMP_RE = re.compile(r"^\d{8}T\d{6}Z$")
 # YXcstpoguax: update type, file type, then attribute letters (rsync >= 3.0).
 ITEM_RE = re.compile(r"^([<>ch.*])([fdLDS])([^ ]{9}) (.*)$")
 
@@ -86,19 +85,6 @@ def summarize(items):
 def content_changes(items):
     """Items that change content or existence (not just times or modes)."""
     return [i for i in items if i["action"] != "attributes"]
-
-
-def select_backup(names, wanted=None):
-    """Pick a file-backup directory name (``YYYYmmddTHHMMSSZ``): ``wanted`` or the newest."""
-    stamps = sorted(n for n in names if STAMP_RE.match(n))
-    if wanted:
-        if wanted not in stamps:
-            raise ValueError("file backup %r not found; available: %s"
-                             % (wanted, ", ".join(reversed(stamps)) or "none"))
-        return wanted
-    if not stamps:
-        raise ValueError("no file backup (a YYYYmmddTHHMMSSZ directory) found")
-    return stamps[-1]
 
 
 def snapshot_path(dest, stamp, snapshot_dir=None):

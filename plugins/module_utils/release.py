@@ -94,7 +94,8 @@ def parse_porcelain_z(out):
 
 def dirty_files(runner, git, repo, include_untracked=True):
     """Changed (and, by default, untracked) files; git-ignored files never count."""
-    out = _git(runner, git, repo, "status", "--porcelain=v1", "-z",
+    # --no-optional-locks: a read-only look never rewrites .git/index
+    out = _git(runner, git, repo, "--no-optional-locks", "status", "--porcelain=v1", "-z",
                "--untracked-files=%s" % ("all" if include_untracked else "no"))
     return parse_porcelain_z(out)
 

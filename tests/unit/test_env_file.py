@@ -2,6 +2,7 @@
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -54,7 +55,7 @@ def test_keep_previous_and_install(tmp_path):
     kept = env_file.keep_previous(str(live), "20261128T000000Z")
     assert kept.endswith(".env.pre_restore_20261128T000000Z")
     assert stat.S_IMODE(os.stat(kept).st_mode) == 0o640
-    assert open(kept, encoding="utf-8").read() == "JWT_SECRET=%s\n" % SECRET_A
+    assert Path(kept).read_text(encoding="utf-8") == "JWT_SECRET=%s\n" % SECRET_A
     with pytest.raises(FileExistsError):
         env_file.keep_previous(str(live), "20261128T000000Z")
     env_file.install(str(backup), str(live), 0o600, os.getuid(), os.getgid())
