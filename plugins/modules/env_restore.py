@@ -59,7 +59,7 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-keys:
+differences:
   description: Key differences between the live file and the backup, values redacted.
   returned: always
   type: dict
@@ -158,7 +158,7 @@ def main():
     same_bytes = exists and src_bytes == dest_bytes
     attrs_ok = exists and ident == {"mode": "%04o" % mode, "uid": uid, "gid": gid}
     changed = not (same_bytes and attrs_ok)
-    result = dict(changed=changed, keys=keys, restart_needed=keys["differ"], previous=None,
+    result = dict(changed=changed, differences=keys, restart_needed=keys["differ"], previous=None,
                   mode="%04o" % mode)
     if module._diff:
         result["diff"] = {
