@@ -11,7 +11,7 @@ short_description: Restore an app's .env from a backup copy, showing only redact
 version_added: "0.1.0"
 description:
   - Compares the backup copy O(src) with the live O(dest) key by key and reports the keys added,
-    removed or changed with redacted values (C(<redacted: 40 chars>)); values are never returned,
+    removed or changed with redacted values (only their length is shown); values are never returned,
     logged or shown in a diff.
   - Before replacing, keeps the live file as C(<dest>.pre_restore_<UTC stamp>) with its mode and owner.
   - Writes the restored file atomically with O(mode) (default C(0600)) and the live file's owner
@@ -77,7 +77,7 @@ differences:
       type: list
       elements: str
     lines:
-      description: Printable summary, for example C(~ JWT_SECRET: <redacted: 40 chars> -> <redacted: 40 chars>).
+      description: 'Printable summary, for example C(~ JWT_SECRET: <redacted: 40 chars> -> <redacted: 40 chars>).'
       type: list
       elements: str
   sample: {added: [], removed: [], changed: [JWT_SECRET], same: 11, differ: true,
