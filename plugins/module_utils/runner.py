@@ -72,8 +72,8 @@ class SubprocessRunner(CommandRunner):
         except FileNotFoundError as exc:
             return Result(127, "", str(exc))
         except subprocess.TimeoutExpired as exc:
-            return Result(124, exc.stdout or "" if isinstance(exc.stdout, str) else "",
-                          "timed out after %ss" % timeout)
+            partial = exc.stdout if isinstance(exc.stdout, str) else ""
+            return Result(124, partial, "timed out after %ss" % timeout)
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
