@@ -7,8 +7,17 @@ import os
 
 import pytest
 from harness import run_playbook
-from rollback_helpers import (STABLE, build_and_restart, build_info, commit_release, git, head, reset_app,
-                              tag_commit, tree_digest)
+from rollback_helpers import (
+    STABLE,
+    build_and_restart,
+    build_info,
+    commit_release,
+    git,
+    head,
+    reset_app,
+    tag_commit,
+    tree_digest,
+)
 
 BROKEN, BUILD_FAILS = "v1.2.0", "v1.1.1"
 MIGRATION = "20261128120000_add_sleep_metrics"
