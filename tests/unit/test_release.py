@@ -182,3 +182,72 @@ def test_preserve_and_reroll_put_the_build_back(tmp_path):
 def test_load_record_error_names_the_file(tmp_path):
     with pytest.raises(release.ReleaseError, match="record.json cannot be read"):
         release.load_record(str(tmp_path / "record.json"))
+
+
+# -- the app_release module on a real throw-away repository ------------------------------------
+
+def make_repo(path):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(path)] + list(args), check=True, capture_output=True)
+
+    path.mkdir()
+    git("init", "-q", "-b", "main")
+    git("config", "user.email", "t@example.invalid")
+    git("config", "user.name", "t")
+    (path / ".gitignore").write_text("dist/\n")
+    for tag, migration in (("v1.0.0", "20260101_init"), ("v1.1.0", None), ("v1.2.0", "20261101_add_sleep")):
+        (path / "VERSION").write_text(tag)
+        if migration:
+            (path / "prisma" / "migrations" / migration).mkdir(parents=True)
+            (path / "prisma" / "migrations" / migration / "migration.sql").write_text("SELECT 1;")
+        git("add", "-A")
+        git("commit", "-q", "-m", tag)
+        git("tag", "-a", tag, "-m", tag)
+    (path / "dist").mkdir()
+    (path / "dist" / "server.js").write_text("built v1.2.0")
+    return git
+
+
+def test_module_plans_and_refuses_dirty_tree(tmp_path, monkeypatch):
+    from module_helpers import run_module
+
+    from ansible_collections.healthbutler.recovery.plugins.modules import app_release
+
+    repo = tmp_path / "app"
+    make_repo(repo)
+    failed, res = run_module(app_release, {"path": str(repo)}, monkeypatch)
+    assert not failed and not res["changed"]
+    assert res["plan"]["from"]["release"] == "v1.2.0" and res["plan"]["to"]["tag"] == "v1.1.0"
+    assert res["plan"]["migrations"] == ["20261101_add_sleep"]
+    assert res["fetch"]["fetched"] is False and "no git remote" in res["fetch"]["msg"]
+
+    (repo / "VERSION").write_text("edited on the server")
+    (repo / "dist" / "ignored.js").write_text("git-ignored: not dirty")
+    failed, res = run_module(app_release, {"path": str(repo)}, monkeypatch)
+    assert failed and "1 changed file(s)" in res["msg"] and " M VERSION" in res["msg"]
+    failed, res = run_module(app_release, {"path": str(repo), "state": "checked_out", "tag": "v1.1.0"},
+                             monkeypatch)
+    assert failed and "VERSION" in res["msg"]
+    assert (repo / "VERSION").read_text() == "edited on the server"
+
+
+def test_module_checkout_check_mode_and_unknown_tag(tmp_path, monkeypatch):
+    from module_helpers import run_module
+
+    from ansible_collections.healthbutler.recovery.plugins.modules import app_release
+
+    repo = tmp_path / "app"
+    make_repo(repo)
+    args = {"path": str(repo), "state": "checked_out", "tag": "v1.0.0"}
+    failed, res = run_module(app_release, args, monkeypatch, check_mode=True)
+    assert not failed and res["changed"] and (repo / "VERSION").read_text() == "v1.2.0"
+    failed, res = run_module(app_release, args, monkeypatch)
+    assert not failed and res["changed"] and (repo / "VERSION").read_text() == "v1.0.0"
+    failed, res = run_module(app_release, args, monkeypatch)
+    assert not failed and not res["changed"]
+    failed, res = run_module(app_release, dict(args, tag="v9"), monkeypatch)
+    assert failed and "known tags: v1.0.0, v1.1.0, v1.2.0" in res["msg"]
+    failed, res = run_module(app_release, {"path": str(tmp_path)}, monkeypatch)
+    assert failed and "not a git working tree" in res["msg"]
