@@ -108,3 +108,14 @@ def test_rollback_to_a_tag_whose_build_fails_rerolls(healthy):
         assert box.pm2_process()["pid"] != pid  # restarted on the recorded build
     finally:
         reset_app(box, extra_tags=(BUILD_FAILS,))
+
+
+@pytest.mark.parametrize("playbook", ["rollback.yml", "restore-files.yml"])
+def test_production_refused_without_confirm(playbook):
+    """Against the production inventory nothing is attempted without -e confirm=<db host> (no host contacted)."""
+    from harness import ROOT
+
+    run = run_playbook(playbook, inventory=os.path.join(ROOT, "inventories", "production"))
+    assert run.rc != 0
+    assert "needs -e confirm=production-db-1" in run.stdout
+    assert run.stats.get("ok", {}).get("production-app-1") == 1  # only the argument check ran
