@@ -9,6 +9,7 @@ syncs and checks that a second dry run finds nothing left to transfer.
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 
@@ -114,3 +115,36 @@ def sync(runner, src, dest, rsync="rsync", dry_run=False, delete=False, checksum
                        what="rsync%s" % (" -n" if dry_run else ""))
     lines = [line for line in res.stdout.splitlines() if line.strip()]
     return parse_itemize(res.stdout), lines
+
+
+def judge_file_backup(entry, now_ts, max_age_seconds):
+    """Verdict on the newest file backup (a catalogue entry of kind ``files``).
+
+    Returns ``(status, evidence)`` with status ``OK``, ``WARNING`` (no file backup
+    at all) or ``FAILED`` (older than ``max_age_seconds``, ``uploads/`` missing,
+    ``env`` missing or readable by others than its owner).
+    """
+    if not entry:
+        return "WARNING", "no file backup (files/<stamp>/uploads, env) found"
+    path = entry["path"]
+    problems = []
+    uploads = os.path.join(path, "uploads")
+    if not os.path.isdir(uploads):
+        problems.append("uploads/ missing")
+    env = os.path.join(path, "env")
+    if not os.path.isfile(env):
+        problems.append("env missing")
+    elif os.stat(env).st_mode & 0o077:
+        problems.append("env mode %04o (must be 0600)" % (os.stat(env).st_mode & 0o7777))
+    when = entry.get("time_ts")
+    if when is None:  # catalogue entries carry "time" as ISO-8601 UTC ("2026-11-28T03:00:00Z")
+        when = datetime.datetime.strptime(entry["time"], "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+    age = now_ts - when
+    if age > max_age_seconds:
+        problems.append("newest is %.1f h old (limit %.1f h)" % (age / 3600.0, max_age_seconds / 3600.0))
+    files = sum(len(f) for _, _, f in os.walk(uploads)) if os.path.isdir(uploads) else 0
+    evidence = "%s: %d upload file(s), env %s" % (entry["name"], files, "present" if os.path.isfile(env) else "absent")
+    if problems:
+        return "FAILED", "%s; %s" % (evidence, "; ".join(problems))
+    return "OK", evidence

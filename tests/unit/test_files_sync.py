@@ -86,3 +86,40 @@ def test_snapshot_is_hard_linked_and_survives_a_restore(tmp_path):
     assert Path(snap, "a.jpg").read_bytes() == b"damaged"
     items, _ = files_sync.sync(runner, str(backup), str(live), dry_run=True, delete=True)
     assert [(i["action"], i["path"]) for i in files_sync.content_changes(items)] == [("deleted", "new.txt")]
+
+
+def file_backup(tmp_path, name="20261128T030000Z", env_mode=0o600, uploads=True, env=True):
+    root = tmp_path / name
+    root.mkdir()
+    if uploads:
+        (root / "uploads" / "avatars").mkdir(parents=True)
+        (root / "uploads" / "avatars" / "a.jpg").write_bytes(b"x")
+    if env:
+        (root / "env").write_text("A=1\n")
+        os.chmod(root / "env", env_mode)
+    return {"kind": "files", "name": name, "path": str(root), "time_ts": 1000.0}
+
+
+@pytest.mark.parametrize("kwargs, now, status, words", [
+    ({}, 1000.0 + 3600, "OK", "1 upload file(s), env present"),
+    ({}, 1000.0 + 26 * 3600, "FAILED", "26.0 h old (limit 25.0 h)"),
+    ({"env_mode": 0o644}, 1000.0, "FAILED", "env mode 0644"),
+    ({"env": False}, 1000.0, "FAILED", "env missing"),
+    ({"uploads": False}, 1000.0, "FAILED", "uploads/ missing"),
+])
+def test_judge_file_backup(tmp_path, kwargs, now, status, words):
+    got, evidence = files_sync.judge_file_backup(file_backup(tmp_path, **kwargs), now, 25 * 3600)
+    assert got == status and words in evidence
+
+
+def test_judge_file_backup_none():
+    assert files_sync.judge_file_backup(None, 0, 1)[0] == "WARNING"
+
+
+def test_judge_file_backup_reads_the_catalogue_time(tmp_path):
+    entry = file_backup(tmp_path)
+    del entry["time_ts"]
+    entry["time"] = "2026-11-28T03:00:00Z"
+    now = 1795834800.0 + 7200  # 2026-11-28T03:00:00Z + 2 h
+    assert files_sync.judge_file_backup(entry, now, 3 * 3600)[0] == "OK"
+    assert files_sync.judge_file_backup(entry, now, 3600)[0] == "FAILED"
