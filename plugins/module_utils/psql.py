@@ -73,7 +73,8 @@ def query_json(runner, conn, sql, timeout=60):
     if not text:
         return None
     try:
-        return json.loads(text.splitlines()[-1])
+        # json_agg spreads rows over several lines: the whole output is the value.
+        return json.loads(text)
     except ValueError as exc:
         raise CommandError("psql output is not JSON: %r" % text[:200], psql_argv(conn), res.rc,
                            res.stdout, res.stderr) from exc

@@ -73,3 +73,10 @@ def test_status_prints_one_line_per_component(sandbox):
     assert [line.split(":")[0] for line in lines] == [
         "postgresql", "redis", "pm2 health-butler", "app http", "wal archive"]
     assert "up" in lines[0] and "up" in lines[1] and "online" in lines[2] and "HTTP 200" in lines[3]
+
+
+def test_setup_leaves_no_password_in_pg_stat_statements(sandbox):
+    for name in ("db_app", "db_monitor"):
+        secret = sandbox.credential(name)
+        found = sandbox.scalar("SELECT count(*) FROM pg_stat_statements WHERE position('%s' IN query) > 0" % secret)
+        assert found == "0", "password of %s is readable in pg_stat_statements" % name

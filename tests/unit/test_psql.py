@@ -62,3 +62,8 @@ def test_binary_prefers_bindir(tmp_path):
 def test_quoting():
     assert quote_ident('we"ird') == '"we""ird"'
     assert quote_literal("it's") == "'it''s'"
+
+
+def test_query_json_reads_json_agg_spread_over_lines(fake_runner):
+    fake_runner.add(r"psql", stdout='[{"id":1}, \n {"id":2}]\n')
+    assert query_json(fake_runner, Conn(), "SELECT json_agg(t) FROM t") == [{"id": 1}, {"id": 2}]
