@@ -12,14 +12,16 @@ import os
 import shutil
 import tempfile
 
+from ansible_collections.healthbutler.recovery.plugins.module_utils import redact
+
 ABSENT = "<absent>"
 
 
 def mask(value):
-    """A value's redacted stand-in.
+    """A value's stand-in: its length only, for every key.
 
-    Local helper until ``module_utils/redact.py`` (diagnosis area) is on main;
-    the lead may swap it for ``redact.redact_value`` (same contract: never the value).
+    Stricter than ``redact.redact_env_text`` (which masks secret-looking keys and
+    shows the rest): a restore diff never shows any value, not even ``PORT``.
     """
     if value is None:
         return ABSENT
@@ -29,28 +31,11 @@ def mask(value):
 
 
 def parse_env(text):
-    """``KEY=VALUE`` lines into an ordered dict, as the app's loader reads them.
+    """``KEY=VALUE`` lines into a dict (last assignment wins), parsed like the app's loader.
 
-    Blank lines and ``#`` comments are skipped, an ``export`` prefix is dropped,
-    matching single or double quotes around a value are removed; the last
-    assignment of a key wins.
+    Uses ``redact.parse_env_text`` (comments, ``export``, matching quotes).
     """
-    out = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export "):].lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        out[key] = value
-    return out
+    return {key: value for key, value in redact.parse_env_text(text) if key}
 
 
 def read_env(path):
