@@ -126,6 +126,21 @@ def parse_backup_label(text):
     return out
 
 
+def parse_backup_history(text):
+    """A ``<segment>.<offset>.backup`` file: start/stop LSN and times of one base backup."""
+    out = parse_backup_label(text)
+    for line in text.splitlines():
+        key, _, value = line.partition(": ")
+        if key == "STOP WAL LOCATION":
+            match = re.match(r"^(\S+) \(file ([0-9A-F]{24})\)", value.strip())
+            if match:
+                out["stop_lsn"] = walnames.format_lsn(walnames.parse_lsn(match.group(1)))
+                out["stop_wal"] = match.group(2)
+        elif key == "STOP TIME":
+            out["stop_time"] = iso(parse_time(value.strip()))
+    return out
+
+
 def manifest_checksum_state(raw):
     """Check a ``backup_manifest``'s own SHA-256 (covers everything before its last line)."""
     pos = raw.rfind(b'\n"Manifest-Checksum"')
@@ -303,6 +318,8 @@ def scan_wal(wal_dir, wal_seg_size=walnames.WAL_SEG_SIZE, include_segments=True)
             out["partial"].append(name)
         elif walnames.BACKUP_FILE_RE.match(name):
             out["backup_files"].append(name)
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                out.setdefault("backup_history", {})[name] = parse_backup_history(fh.read())
     names = [s["name"] for s in segments]
     out["count"] = len(names)
     if names:
@@ -355,11 +372,16 @@ def scan(location, wal_dir=None, legacy_pattern=LEGACY_DUMP_PATTERN, verify_chec
                 path = os.path.join(folder, name)
                 if os.path.isdir(path) and not name.startswith("."):
                     backups.append(builder(path))
+    wal = scan_wal(wal_dir, wal_seg_size, include_segments)
+    by_start = {h.get("start_lsn"): h for h in (wal.get("backup_history") or {}).values()}
+    for entry in backups:
+        found = by_start.get(entry.get("start_lsn")) if entry["kind"] == "base" else None
+        if found and found.get("stop_time") and found.get("stop_lsn") == entry.get("stop_lsn"):
+            entry["stop_time"] = entry["time"] = found["stop_time"]
     backups.sort(key=_time_key)
     return {"location": location, "exists": os.path.isdir(location),
             "scanned_at": iso(now if now is not None else datetime.now(timezone.utc)),
-            "backups": backups,
-            "wal": scan_wal(wal_dir, wal_seg_size, include_segments)}
+            "backups": backups, "wal": wal}
 
 
 def newest(catalog, kind):
@@ -394,6 +416,12 @@ def _available_wal(catalog, use_bundles):
                     if os.path.basename(seg) == seg and walnames.is_segment(seg):
                         available.setdefault(seg, (entry.get("segment_mtimes") or {}).get(seg) or entry.get("time"))
     return available
+
+
+def _later(first, second):
+    if not first or not second:
+        return first or second
+    return first if epoch(first) >= epoch(second) else second
 
 
 def _usable_bases(catalog):
@@ -454,7 +482,7 @@ def recovery_window(catalog, offsite=False, wal_seg_size=walnames.WAL_SEG_SIZE):
             "name": base["name"], "stop_time": base.get("stop_time"), "stop_lsn": base["stop_lsn"],
             "start_wal": base["start_wal"], "timeline": base["timeline"], "usable": usable,
             "first_missing": missing,
-            "reaches": {"segment": last, "time": available.get(last) if last else None,
+            "reaches": {"segment": last, "time": _later(available.get(last), base.get("stop_time")) if last else None,
                         "lsn": walnames.format_lsn(walnames.segment_end_lsn(last, wal_seg_size)) if last else None}})
     usable = [b for b in out["base_backups"] if b["usable"]]
     if not usable:
@@ -469,3 +497,23 @@ def recovery_window(catalog, offsite=False, wal_seg_size=walnames.WAL_SEG_SIZE):
     out["earliest"] = {"time": oldest["stop_time"], "lsn": oldest["stop_lsn"], "backup": oldest["name"]}
     out["latest"] = dict(best["reaches"], backup=best["name"], first_missing=best["first_missing"])
     return out
+
+
+def diagnose_section(location, wal_dir=None, now=None, legacy_pattern=LEGACY_DUMP_PATTERN):
+    """What the diagnose module reports about backups (RUNBOOK 场景5 检查备份状态), cheaply.
+
+    No checksums are recomputed; returns per-kind counts/newest with ages, WAL gaps and the window.
+    """
+    if now is None:
+        now_ts = datetime.now(timezone.utc).timestamp()
+    else:
+        now_ts = float(now) if isinstance(now, (int, float)) else epoch(now)
+    catalog = scan(location, wal_dir, legacy_pattern=legacy_pattern, verify_checksums=False, now=now_ts)
+    out = summary(catalog)
+    for item in out.values():
+        if item.get("newest"):
+            item["age_hours"] = round((now_ts - epoch(item["newest"])) / 3600.0, 2)
+    window = recovery_window(catalog)
+    return {"location": location, "exists": catalog["exists"], "kinds": out,
+            "window": {k: window[k] for k in ("recoverable", "earliest", "latest", "reason")},
+            "wal_gaps": catalog["wal"]["gaps"]}

@@ -24,7 +24,9 @@ description:
     statements of C(pg_stat_statements) by mean time (column names read from the view), blocking chains via
     C(pg_blocking_pids) with each blocker's transaction age, sessions idle in transaction, the server log tail."
   - "C(redis): ping, used_memory versus maxmemory, evicted keys, last RDB save."
-  - "C(backups): age of the newest backup file under I(backup_dir) and of the newest archived WAL segment."
+  - "C(backups): the newest backup of the backup catalogue under I(backup_dir) (dumps, base backups, WAL bundles,
+    legacy dumps; see M(healthbutler.recovery.backup_catalog)), the newest archived WAL segment, and the
+    recovery window."
   - Never fails because a component is down; a down component is reported in its section
     (feed the result to the P(healthbutler.recovery.classify_incident#filter) filter).
 author:
@@ -234,7 +236,7 @@ facts:
       type: dict
       returned: when collected
     backups:
-      description: backup.newest and wal.newest with age_s.
+      description: backup.newest (with kind) and wal.newest with age_s; catalog (per kind count and age, window).
       type: dict
       returned: when collected
   sample:

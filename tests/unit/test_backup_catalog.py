@@ -140,3 +140,10 @@ def test_summary_and_newest(tree):
 ])
 def test_time_parsing(text, expected):
     assert bc.iso(bc.parse_time(text)) == expected
+
+
+def test_diagnose_section_ages_and_window(tree):
+    root, wal = tree
+    out = bc.diagnose_section(root, wal, now="2026-11-29T05:00:00Z")
+    assert out["kinds"]["dump"]["age_hours"] == 2.0
+    assert out["window"]["recoverable"] is True and out["wal_gaps"][0]["missing_first"].endswith("05")

@@ -68,3 +68,20 @@ def test_newest_wal_segment(tmp_path):
 def test_collect_reports_missing_dirs(tmp_path):
     out = backups.collect(str(tmp_path / "none"), str(tmp_path / "nowal"))
     assert out["ok"] is False and out["backup"]["newest"] is None and out["wal"]["exists"] is False
+
+
+def test_backups_section_uses_the_catalogue(tmp_path):
+    """Base backups and bundles count as backups; the window comes with the section."""
+    import sys
+    sys.path.insert(0, os.path.dirname(__file__))
+    from backup_fixtures import T0, make_base, make_dump, make_wal
+
+    root, wal = str(tmp_path / "b"), str(tmp_path / "w")
+    make_dump(root, T0)
+    make_base(root, T0.replace(hour=4), 2)
+    make_wal(wal, 1, [2, 3], T0.replace(hour=4))
+    out = backups.collect(root, wal, now=T0.replace(hour=5).timestamp())
+    assert out["ok"] and out["backup"]["files"] == 2
+    assert out["backup"]["newest"]["kind"] == "base" and out["backup"]["newest"]["age_s"] == 3600
+    assert out["catalog"]["window"]["recoverable"] is True
+    assert out["catalog"]["kinds"]["dump"]["age_hours"] == 2.0
