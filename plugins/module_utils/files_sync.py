@@ -23,9 +23,15 @@ def with_slash(path):
     return path if path.endswith("/") else path + "/"
 
 
-def rsync_argv(src, dest, rsync="rsync", dry_run=False, delete=False, checksum=False, link_dest=None):
-    """argv of an archive-mode rsync of ``src``'s contents into ``dest``, itemized."""
+def rsync_argv(src, dest, rsync="rsync", dry_run=False, delete=False, checksum=False, link_dest=None,
+               chown=None):
+    """argv of an archive-mode rsync of ``src``'s contents into ``dest``, itemized.
+
+    ``chown`` (``"uid:gid"``) gives every restored file that owner instead of the backup's.
+    """
     argv = [rsync, "-a", "--itemize-changes", "--out-format=%i %n%L"]
+    if chown:
+        argv.append("--chown=%s" % chown)
     if dry_run:
         argv.append("--dry-run")
     if checksum:
@@ -109,9 +115,10 @@ def snapshot(runner, src, dest):
     return dest
 
 
-def sync(runner, src, dest, rsync="rsync", dry_run=False, delete=False, checksum=True):
+def sync(runner, src, dest, rsync="rsync", dry_run=False, delete=False, checksum=True, chown=None):
     """Run one itemized rsync; return ``(items, raw output lines)``."""
-    res = runner.check(rsync_argv(src, dest, rsync, dry_run=dry_run, delete=delete, checksum=checksum),
+    res = runner.check(rsync_argv(src, dest, rsync, dry_run=dry_run, delete=delete, checksum=checksum,
+                                  chown=chown),
                        what="rsync%s" % (" -n" if dry_run else ""))
     lines = [line for line in res.stdout.splitlines() if line.strip()]
     return parse_itemize(res.stdout), lines

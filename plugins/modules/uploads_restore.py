@@ -43,6 +43,14 @@ options:
     description: After the restore, a checksum dry run must report nothing left to transfer.
     type: bool
     default: true
+  owner:
+    description:
+      - Owner (name or uid) of the restored files; default the owner of O(dest), so files keep the app's
+        owner whatever owns the backup. Applied only when the module runs as root.
+    type: str
+  group:
+    description: Group (name or gid) of the restored files; default the group of O(dest).
+    type: str
 notes:
   - Check mode is supported and returns the itemized dry-run listing.
 seealso:
@@ -106,6 +114,8 @@ def main():
             checksum=dict(type="bool", default=True),
             snapshot_dir=dict(type="path"),
             verify=dict(type="bool", default=True),
+            owner=dict(type="str"),
+            group=dict(type="str"),
         ),
         supports_check_mode=True,
     )
@@ -116,9 +126,14 @@ def main():
         module.fail_json(msg="src and dest are the same directory: %s" % p["src"])
     rsync = module.get_bin_path("rsync", required=True)
     runner = AnsibleRunner(module)
+    chown = None
+    if os.geteuid() == 0:
+        ref = p["dest"] if os.path.isdir(p["dest"]) else os.path.dirname(p["dest"].rstrip("/"))
+        st = os.stat(ref)
+        chown = "%s:%s" % (p["owner"] or st.st_uid, p["group"] or st.st_gid)
     try:
         items, lines = files_sync.sync(runner, p["src"], p["dest"], rsync, dry_run=True,
-                                       delete=p["delete_extra"], checksum=p["checksum"])
+                                       delete=p["delete_extra"], checksum=p["checksum"], chown=chown)
         changes = files_sync.content_changes(items)
         result = dict(changed=bool(changes), itemized=lines[:MAX_LINES], summary=files_sync.summarize(items),
                       snapshot=None)
@@ -129,11 +144,11 @@ def main():
             result["snapshot"] = files_sync.snapshot(
                 runner, p["dest"], files_sync.snapshot_path(p["dest"], stamp, p["snapshot_dir"]))
         items, lines = files_sync.sync(runner, p["src"], p["dest"], rsync, delete=p["delete_extra"],
-                                       checksum=p["checksum"])
+                                       checksum=p["checksum"], chown=chown)
         result.update(itemized=lines[:MAX_LINES], summary=files_sync.summarize(items))
         if p["verify"]:
             left, left_lines = files_sync.sync(runner, p["src"], p["dest"], rsync, dry_run=True,
-                                               delete=p["delete_extra"], checksum=True)
+                                               delete=p["delete_extra"], checksum=True, chown=chown)
             left = files_sync.content_changes(left)
             result["verified"] = not left
             if left:

@@ -5,21 +5,25 @@ from __future__ import annotations
 import glob
 import json
 import os
+import pwd
 import shutil
 import stat
+import time
 
 from harness import run_playbook
 from rollback_helpers import file_sha, tree_digest
+
+from ansible_collections.healthbutler.recovery.plugins.module_utils import files_sync
 
 FAKE_SECRET = "fake-damaged-jwt-5f0c1d2e3a4b"
 
 
 def take_file_backup(box):
-    """A file backup made the way production makes it; returns its directory."""
-    run = run_playbook("restore-files.yml", {"files_restore_action": "backup"})
+    """A file backup made by the backup role (what every full run does); returns its directory."""
+    run = run_playbook("backup.yml", {"backup_mode": "files"})
     assert run.rc == 0, run.stdout[-3000:]
     root = os.path.join(box["hb_backup_dir"], "files")
-    return os.path.join(root, sorted(os.listdir(root))[-1])
+    return os.path.join(root, sorted(n for n in os.listdir(root) if not n.startswith("."))[-1])
 
 
 def shas(root):
@@ -44,6 +48,12 @@ def test_restore_uploads_and_env(healthy):
     backup = take_file_backup(box)
     try:
         assert mode(os.path.join(backup, "env")) == 0o600 and file_sha(os.path.join(backup, "env")) == file_sha(env)
+        # owned by the backup tree's owner, so verification and retention (run as postgres) can read and prune it
+        assert pwd.getpwuid(os.stat(os.path.join(backup, "uploads", "avatars", "user-01.jpg")).st_uid).pw_name \
+            == box["hb_pg_os_user"]
+        status, evidence = files_sync.judge_file_backup(
+            {"name": os.path.basename(backup), "path": backup, "time_ts": time.time()}, time.time(), 3600)
+        assert status == "OK", evidence
         backed_up = shas(os.path.join(backup, "uploads"))
         assert backed_up == shas(uploads) and len(backed_up) >= 10
 

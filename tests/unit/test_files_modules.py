@@ -67,6 +67,7 @@ def test_uploads_restore_check_mode_then_restore(tmp_path, monkeypatch):
     (backup / "a.jpg").write_bytes(b"original")
     (live / "a.jpg").write_bytes(b"damaged!")
     (live / "later.jpg").write_bytes(b"created after the backup")
+    os.chown(backup / "a.jpg", 65534, 65534)  # the backup's owner (postgres on real hosts), not the app's
     args = {"src": str(backup), "dest": str(live)}
 
     failed, res = run_module(uploads_restore, args, monkeypatch, check_mode=True)
@@ -78,6 +79,7 @@ def test_uploads_restore_check_mode_then_restore(tmp_path, monkeypatch):
     failed, res = run_module(uploads_restore, args, monkeypatch)
     assert not failed and res["changed"] and res["verified"]
     assert (live / "a.jpg").read_bytes() == b"original" and (live / "later.jpg").exists()
+    assert os.stat(live / "a.jpg").st_uid == os.stat(live).st_uid  # the live directory's owner
     assert Path(res["snapshot"], "a.jpg").read_bytes() == b"damaged!"
 
     failed, res = run_module(uploads_restore, args, monkeypatch)

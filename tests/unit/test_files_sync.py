@@ -48,11 +48,12 @@ def test_parse_itemize():
     ({"dry_run": True, "checksum": True}, ["--dry-run", "--checksum"]),
     ({"delete": True}, ["--delete"]),
     ({"link_dest": "/b/prev"}, ["--link-dest=/b/prev"]),
+    ({"chown": "0:33"}, ["--chown=0:33"]),
 ])
 def test_rsync_argv(kwargs, flags):
     argv = files_sync.rsync_argv("/backup/uploads", "/app/uploads/", **kwargs)
     assert argv[:4] == ["rsync", "-a", "--itemize-changes", "--out-format=%i %n%L"]
-    assert argv[4:-2] == flags
+    assert sorted(argv[4:-2]) == sorted(flags)
     assert argv[-2:] == ["/backup/uploads/", "/app/uploads/"]  # contents, never the dir itself
 
 
