@@ -15,7 +15,7 @@ import shutil
 import time
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import backup_catalog as bc
-from ansible_collections.healthbutler.recovery.plugins.module_utils import backup_policy, walnames
+from ansible_collections.healthbutler.recovery.plugins.module_utils import backup_policy, files_sync, walnames
 from ansible_collections.healthbutler.recovery.plugins.module_utils.backup_create import COUNT_SQL
 from ansible_collections.healthbutler.recovery.plugins.module_utils.psql import Conn, execute, query_json
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import CommandError
@@ -422,6 +422,10 @@ def run_all(runner, options, now_ts=None):
             entry = next(e for e in catalog["backups"] if e["kind"] == "base" and e["name"] == usable[-1]["name"])
             checks.append(pitr_check(runner, entry, window, options["wal_dir"], bindir, scratch,
                                      options["scratch_port"], options.get("amcheck", False)))
+    # File backups (uploads + .env, taken with every full run): newest present, complete, fresh, env 0600.
+    max_files_age = (policy["full_interval_hours"] + policy["grace_hours"]) * 3600
+    checks.append(check("files_backup", *files_sync.judge_file_backup(bc.newest(catalog, "files"), now_ts,
+                                                                      max_files_age)))
     newest = {}
     for kind in ("dump", "base", "incremental", "files"):
         entry = bc.newest(catalog, kind)

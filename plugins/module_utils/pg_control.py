@@ -219,11 +219,6 @@ def masked_query(column):
                                                            quote_literal(r"\1'***'"))
 
 
-def one_json(runner, conn, sql):
-    """``query_json`` of ``sql`` cast to jsonb, which psql prints on one line (json_agg does not)."""
-    return query_json(runner, conn, "SELECT (%s)::jsonb" % sql.strip().rstrip(";"))
-
-
 def slow_statements_sql(columns, limit):
     """Top statements by mean time; picks mean_exec_time (PG13+) or mean_time from the view's columns."""
     mean = "mean_exec_time" if "mean_exec_time" in columns else "mean_time"
@@ -274,15 +269,15 @@ def signal_sql(function, pids):
 def triage(runner, conn, slow_limit=10):
     """Slow statements, blocking chains and ungranted locks of one database."""
     report = {}
-    meta = one_json(runner, conn, STATEMENT_COLUMNS_SQL)
+    meta = query_json(runner, conn, STATEMENT_COLUMNS_SQL)
     if meta["installed"] and meta["columns"]:
-        report["slow_statements"] = one_json(runner, conn, slow_statements_sql(meta["columns"], slow_limit))
+        report["slow_statements"] = query_json(runner, conn, slow_statements_sql(meta["columns"], slow_limit))
         report["pg_stat_statements"] = "installed"
     else:
         report["slow_statements"] = []
         report["pg_stat_statements"] = "missing: CREATE EXTENSION pg_stat_statements to see slow statements"
-    report["blocking"] = one_json(runner, conn, BLOCKING_SQL)
-    report["locks_not_granted"] = one_json(runner, conn, LOCKS_NOT_GRANTED_SQL)["not_granted"]
+    report["blocking"] = query_json(runner, conn, BLOCKING_SQL)
+    report["locks_not_granted"] = query_json(runner, conn, LOCKS_NOT_GRANTED_SQL)["not_granted"]
     return report
 
 
@@ -292,15 +287,15 @@ def resolve_blockers(runner, conn, blockers, mode, grace, sleep=time.sleep):
     if not blockers or mode == "none":
         return done
     pids = [b["pid"] for b in blockers]
-    one_json(runner, conn, signal_sql("pg_cancel_backend", pids))
+    query_json(runner, conn, signal_sql("pg_cancel_backend", pids))
     done += [{"pid": p, "action": "cancel"} for p in pids]
     if mode == "terminate":
         sleep(grace)
         # Still blocking? An idle-in-transaction holder ignores a cancel.
-        current = {c["blocker_pid"] for c in one_json(runner, conn, BLOCKING_SQL)}
+        current = {c["blocker_pid"] for c in query_json(runner, conn, BLOCKING_SQL)}
         left = [p for p in pids if p in current]
         if left:
-            one_json(runner, conn, signal_sql("pg_terminate_backend", left))
+            query_json(runner, conn, signal_sql("pg_terminate_backend", left))
             done += [{"pid": p, "action": "terminate"} for p in left]
     return done
 
@@ -319,5 +314,5 @@ def terminate_idle(runner, conn, sessions):
     """pg_terminate_backend for each idle session; returns the pids terminated."""
     if not sessions:
         return []
-    done = one_json(runner, conn, signal_sql("pg_terminate_backend", [s["pid"] for s in sessions]))
+    done = query_json(runner, conn, signal_sql("pg_terminate_backend", [s["pid"] for s in sessions]))
     return sorted(int(pid) for pid, ok in done.items() if ok)

@@ -137,12 +137,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pg_control import (
     blockers_to_resolve,
     idle_sessions_sql,
-    one_json,
     resolve_blockers,
     terminate_idle,
     triage,
 )
-from ansible_collections.healthbutler.recovery.plugins.module_utils.psql import Conn
+from ansible_collections.healthbutler.recovery.plugins.module_utils.psql import Conn, query_json
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner, CommandError
 
 
@@ -180,7 +179,7 @@ def main():
             if not module.check_mode:
                 result["resolved"] = resolve_blockers(runner, conn, result["blockers"], p["resolve"], p["grace"])
         if p["idle_user"]:
-            result["idle_sessions"] = one_json(runner, conn, idle_sessions_sql(p["idle_user"], p["idle_min_age"]))
+            result["idle_sessions"] = query_json(runner, conn, idle_sessions_sql(p["idle_user"], p["idle_min_age"]))
             result["idle_terminated"] = []
             if result["idle_sessions"]:
                 result["changed"] = True

@@ -175,6 +175,43 @@ def test_heap_out_of_memory(healthy):
         restore_app_definition(box)
 
 
+def test_heap_recovery_refuses_the_production_group_before_any_change(healthy, tmp_path):
+    """localhost in a production inventory: refused without -e confirm=<db host>, keys, cache and app untouched."""
+    box = healthy
+    app_dir = box["hb_app_dir"]
+    backups = os.path.join(box["hb_backup_dir"], "redis")
+    rdb_before = set(glob.glob(os.path.join(backups, "*.rdb")))
+    next_cache = os.path.join(app_dir, ".next", "cache")
+    made_cache = not os.path.exists(next_cache)
+    os.makedirs(next_cache, exist_ok=True)
+    box.redis("SET", "cache:prod-guard", "keep-me")
+    proc = box.pm2_process()
+    inv = tmp_path / "production-inventory"
+    inv.mkdir()
+    os.symlink(os.path.join(ROOT, "inventories", "sandbox", "group_vars"), inv / "group_vars")
+    (inv / "hosts.yml").write_text(
+        "all:\n  children:\n    production:\n      children:\n"
+        "        app: {hosts: {localhost: {}}}\n        db: {hosts: {localhost: {}}}\n"
+        "        cache: {hosts: {localhost: {}}}\n"
+        "  vars: {ansible_connection: local, ansible_python_interpreter: /usr/bin/python3}\n", encoding="utf-8")
+    try:
+        run = run_playbook("recover-memory.yml", dict(FAST, memory_recovery_heap_mb=320, hb_repo_root=ROOT),
+                           inventory=str(inv))
+        assert run.rc != 0
+        assert "is in the production group" in run.stdout and "-e confirm=localhost" in run.stdout, run.stdout[-3000:]
+        assert run.task_results("Clear the Redis cache scope") == []
+        assert box.redis("GET", "cache:prod-guard") == "keep-me"
+        assert os.path.isdir(next_cache)
+        assert set(glob.glob(os.path.join(backups, "*.rdb"))) == rdb_before
+        after = box.pm2_process()
+        assert after["pid"] == proc["pid"] and after["pm2_env"]["node_args"] == proc["pm2_env"]["node_args"]
+        assert_serving(box)
+    finally:
+        box.redis("DEL", "cache:prod-guard")
+        if made_cache:
+            os.rmdir(next_cache)
+
+
 def test_lock_blocking_writes_is_terminated(healthy):
     box = healthy
     before = int(box.scalar("SELECT count(*) FROM health_data"))

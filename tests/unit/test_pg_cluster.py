@@ -231,9 +231,3 @@ def test_statement_text_is_masked_in_sql():
     assert "regexp_replace(query, '(password" in pg.masked_query("query")
     assert "left(regexp_replace(b.query" in pg.BLOCKING_SQL
     assert "regexp_replace(query" in pg.slow_statements_sql(["mean_exec_time"], 3)
-
-
-def test_one_json_casts_to_jsonb_for_one_line_output(fake_runner):
-    fake_runner.add("psql", stdout='[{"a": 1}, {"a": 2}]\n')
-    assert pg.one_json(fake_runner, Conn(port=1), "SELECT json_agg(t) FROM t;") == [{"a": 1}, {"a": 2}]
-    assert fake_runner.calls[0]["data"] == "SELECT (SELECT json_agg(t) FROM t)::jsonb"

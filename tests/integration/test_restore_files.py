@@ -1,0 +1,131 @@
+"""File restore on the sandbox: uploads deleted and changed, .env damaged; --check; kept copies."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import pwd
+import shutil
+import stat
+import time
+
+from harness import run_playbook
+from rollback_helpers import file_sha, tree_digest
+
+from ansible_collections.healthbutler.recovery.plugins.module_utils import files_sync
+
+FAKE_SECRET = "fake-damaged-jwt-5f0c1d2e3a4b"
+
+
+def take_file_backup(box):
+    """A file backup made by the backup role (what every full run does); returns its directory."""
+    run = run_playbook("backup.yml", {"backup_mode": "files"})
+    assert run.rc == 0, run.stdout[-3000:]
+    root = os.path.join(box["hb_backup_dir"], "files")
+    return os.path.join(root, sorted(n for n in os.listdir(root) if not n.startswith("."))[-1])
+
+
+def shas(root):
+    out = {}
+    for base, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(base, name)
+            out[os.path.relpath(path, root)] = file_sha(path)
+    return out
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_restore_uploads_and_env(healthy):
+    box = healthy
+    uploads, env, app = box["hb_app_uploads_dir"], box["hb_app_env_file"], box["hb_app_dir"]
+    secrets = box.secrets()
+    with open(env, "rb") as fh:
+        original_env = fh.read()
+    backup = take_file_backup(box)
+    try:
+        assert mode(os.path.join(backup, "env")) == 0o600 and file_sha(os.path.join(backup, "env")) == file_sha(env)
+        # owned by the backup tree's owner, so verification and retention (run as postgres) can read and prune it
+        assert pwd.getpwuid(os.stat(os.path.join(backup, "uploads", "avatars", "user-01.jpg")).st_uid).pw_name \
+            == box["hb_pg_os_user"]
+        status, evidence = files_sync.judge_file_backup(
+            {"name": os.path.basename(backup), "path": backup, "time_ts": time.time()}, time.time(), 3600)
+        assert status == "OK", evidence
+        backed_up = shas(os.path.join(backup, "uploads"))
+        assert backed_up == shas(uploads) and len(backed_up) >= 10
+
+        # damage: two uploads deleted, two changed, one created after the backup; .env key changed and added
+        os.unlink(os.path.join(uploads, "avatars", "user-03.jpg"))
+        os.unlink(os.path.join(uploads, "reports", "report-04.txt"))
+        with open(os.path.join(uploads, "avatars", "user-05.jpg"), "r+b") as fh:
+            fh.write(b"\0" * 512)  # same size: only a content check notices
+        with open(os.path.join(uploads, "reports", "report-06.txt"), "a", encoding="utf-8") as fh:
+            fh.write("edited\n")
+        with open(os.path.join(uploads, "avatars", "after-backup.jpg"), "wb") as fh:
+            fh.write(b"uploaded after the backup")
+        damaged_env = original_env.replace(("JWT_SECRET=" + secrets[0]).encode(),
+                                           ("JWT_SECRET=" + FAKE_SECRET).encode()) + b"FEATURE_FLAG=on\n"
+        assert FAKE_SECRET.encode() in damaged_env
+        with open(env, "wb") as fh:
+            fh.write(damaged_env)
+        os.chmod(env, 0o640)
+
+        # --check: the plan is shown, nothing changes in the app repository, the uploads or .env
+        before = (tree_digest(app), tree_digest(uploads), file_sha(env), mode(env))
+        check = run_playbook("restore-files.yml", check=True)
+        assert check.rc == 0, check.stdout[-3000:]
+        itemized = check.task_results("Plan the uploads restore")[0]["itemized"]
+        assert {">f+++++++++ avatars/user-03.jpg", ">f+++++++++ reports/report-04.txt"} <= set(itemized)
+        assert any(line.endswith(" avatars/user-05.jpg") for line in itemized)
+        differences = check.task_results("Plan the .env restore")[0]["differences"]
+        assert differences["changed"] == ["JWT_SECRET"] and differences["removed"] == ["FEATURE_FLAG"]
+        assert (tree_digest(app), tree_digest(uploads), file_sha(env), mode(env)) == before
+        assert not glob.glob(env + ".pre_restore_*") and not glob.glob(uploads + ".pre_restore_*")
+
+        pid = box.pm2_process()["pid"]
+        run = run_playbook("restore-files.yml")
+        assert run.rc == 0, run.stdout[-3000:]
+
+        # uploads: byte for byte, files created after the backup kept, the snapshot holds the damaged state
+        live = shas(uploads)
+        assert {k: live.get(k) for k in backed_up} == backed_up
+        assert "avatars/after-backup.jpg" in live
+        snapshot = run.task_results("Restore the uploads")[0]["snapshot"]
+        assert snapshot == glob.glob(uploads + ".pre_restore_*")[0]
+        snap = shas(snapshot)
+        assert "avatars/user-03.jpg" not in snap and "avatars/after-backup.jpg" in snap
+        assert snap["avatars/user-05.jpg"] != backed_up["avatars/user-05.jpg"]
+
+        # .env: restored with 0600, the previous file kept with its mode, app restarted (keys differed)
+        assert file_sha(env) == file_sha(os.path.join(backup, "env")) and mode(env) == 0o600
+        (previous,) = glob.glob(env + ".pre_restore_*")
+        with open(previous, "rb") as fh:
+            assert fh.read() == damaged_env
+        assert mode(previous) == 0o640
+        box.wait_health(200)
+        assert box.pm2_process()["pid"] != pid
+
+        # no secret value anywhere in what the runs printed or returned
+        record = check.stdout + run.stdout + json.dumps(check.events) + json.dumps(run.events)
+        for value in secrets + [FAKE_SECRET]:
+            assert value not in record
+
+        # a second run finds nothing to do and does not restart the app
+        pid = box.pm2_process()["pid"]
+        again = run_playbook("restore-files.yml")
+        assert again.rc == 0 and again.changed == 0, again.stdout[-3000:]
+        assert box.pm2_process()["pid"] == pid
+    finally:
+        if file_sha(env) != file_sha(os.path.join(backup, "env")) or mode(env) != 0o600:
+            with open(env, "wb") as fh:
+                fh.write(original_env)
+            os.chmod(env, 0o600)
+            box.pm2("restart", box["hb_app_name"])
+        for path in glob.glob(env + ".pre_restore_*") + glob.glob(uploads + ".pre_restore_*"):
+            shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+        if os.path.exists(os.path.join(uploads, "avatars", "after-backup.jpg")):
+            os.unlink(os.path.join(uploads, "avatars", "after-backup.jpg"))
+        shutil.rmtree(os.path.dirname(backup))

@@ -1,0 +1,121 @@
+"""Emergency rollback on the sandbox: a broken release, a dirty tree, a tag whose build fails."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from harness import run_playbook
+from rollback_helpers import (
+    STABLE,
+    build_and_restart,
+    build_info,
+    commit_release,
+    git,
+    head,
+    reset_app,
+    tag_commit,
+    tree_digest,
+)
+
+BROKEN, BUILD_FAILS = "v1.2.0", "v1.1.1"
+MIGRATION = "20261128120000_add_sleep_metrics"
+
+
+@pytest.fixture
+def broken_release(healthy, run_dir):
+    """v1.2.0 (adds a migration, /health answers 500) committed on main, tagged and deployed."""
+    reset_app(healthy)
+    try:
+        commit_release(healthy, BROKEN, {"HEALTH_BREAK": "sleep metrics crash"}, migrations=[MIGRATION])
+        build_and_restart(healthy)
+        healthy.wait_health(500)
+        yield healthy
+    finally:
+        reset_app(healthy, extra_tags=(BROKEN, BUILD_FAILS))
+
+
+def test_rollback_from_a_broken_release(broken_release, run_dir):
+    box = broken_release
+    app = box["hb_app_dir"]
+    broken_commit = head(box)
+    migration_log = os.path.join(run_dir, "migrations.log")
+    extravars = {"rollback_migrate": True,
+                 "rollback_migration_command": ["sh", "-c", 'printf "%s\\n" "$1" >> ' + migration_log, "migrate"]}
+
+    # --check prints the plan (commit -> tag, migrations) and changes nothing in the app repository
+    before = tree_digest(app)
+    check = run_playbook("rollback.yml", extravars, check=True)
+    assert check.rc == 0, check.stdout[-3000:]
+    plan = check.task_results("Plan the rollback")[0]["plan"]
+    assert plan["from"]["commit"] == broken_commit and plan["from"]["release"] == BROKEN
+    assert plan["to"] == {"tag": STABLE, "commit": tag_commit(box, STABLE), "short": tag_commit(box, STABLE)[:12]}
+    assert plan["migrations"] == [MIGRATION]
+    shown = " ".join(check.task_results("Show the plan")[0]["msg"])
+    assert "-> %s" % STABLE in shown and "no git remote configured" in shown and MIGRATION in shown
+    assert tree_digest(app) == before and not os.path.exists(migration_log)
+
+    # a dirty working tree is refused, the changed files are listed, nothing changes
+    with open(os.path.join(app, "src", "server.js"), "a", encoding="utf-8") as fh:
+        fh.write("// hotfix typed on the server\n")
+    with open(os.path.join(app, "notes.txt"), "w", encoding="utf-8") as fh:
+        fh.write("untracked\n")
+    dirty_before = tree_digest(app)
+    refused = run_playbook("rollback.yml", extravars)
+    assert refused.rc != 0
+    assert "src/server.js" in refused.stdout and "notes.txt" in refused.stdout
+    assert "nothing was changed" in refused.stdout
+    assert tree_digest(app) == dirty_before and head(box) == broken_commit
+    assert box.http("/health")[0] == 500
+    git(box, "checkout", "-q", "--", "src/server.js")
+    os.unlink(os.path.join(app, "notes.txt"))
+
+    # the rollback brings v1.1.0 back, rolls the migration back, keeps the broken build for a re-roll forward
+    run = run_playbook("rollback.yml", extravars)
+    assert run.rc == 0, run.stdout[-4000:]
+    status, body = box.wait_health(200)
+    assert body["version"] == "1.1.0"
+    assert head(box) == tag_commit(box, STABLE)
+    assert build_info(box)["commit"] == tag_commit(box, STABLE)
+    with open(migration_log, encoding="utf-8") as fh:
+        assert fh.read().split() == [MIGRATION]
+    record = run.task_results("Record the current commit")[0]["record"]
+    assert record["commit"] == broken_commit and record["branch"] == "main"
+    with open(os.path.join(record["dir"], "preserved", "dist", "BUILD_INFO.json"), encoding="utf-8") as fh:
+        kept = json.load(fh)
+    assert kept["commit"] == broken_commit and kept["healthBreak"]
+    assert os.path.exists(os.path.join(record["dir"], "preserved", "node_modules", "pg", "package.json"))
+
+
+def test_rollback_to_a_tag_whose_build_fails_rerolls(healthy):
+    box = healthy
+    reset_app(box)
+    try:
+        commit_release(box, BUILD_FAILS, {"BUILD_FAIL": "syntax error in sleep.ts"}, stay=False)
+        serving = head(box)
+        pid = box.pm2_process()["pid"]
+        run = run_playbook("rollback.yml", {"rollback_tag": BUILD_FAILS})
+        assert run.rc != 0
+        assert "failed at 'Build the release'" in run.stdout and "syntax error in sleep.ts" in run.stdout
+        assert "re-rolled to %s" % serving in run.stdout
+        # back on the recorded commit, on its preserved build, branch restored, serving
+        assert head(box) == serving and git(box, "symbolic-ref", "--short", "HEAD") == "main"
+        assert git(box, "status", "--porcelain") == ""
+        assert build_info(box)["commit"] == serving
+        status, body = box.wait_health(200)
+        assert body["version"] == "1.1.0"
+        assert box.pm2_process()["pid"] != pid  # restarted on the recorded build
+    finally:
+        reset_app(box, extra_tags=(BUILD_FAILS,))
+
+
+@pytest.mark.parametrize("playbook", ["rollback.yml", "restore-files.yml"])
+def test_production_refused_without_confirm(playbook):
+    """Against the production inventory nothing is attempted without -e confirm=<db host> (no host contacted)."""
+    from harness import ROOT
+
+    run = run_playbook(playbook, inventory=os.path.join(ROOT, "inventories", "production"))
+    assert run.rc != 0
+    assert "needs -e confirm=production-db-1" in run.stdout
+    assert run.stats.get("ok", {}).get("production-app-1") == 1  # only the argument check ran
