@@ -18,6 +18,11 @@ from ansible_collections.healthbutler.recovery.plugins.module_utils.report_incid
 
 _TIMEOUT_RC = 124
 
+# Host-load findings: they describe the machine, not the drilled system (other work on a shared 2-core host
+# can push CPU over 80 %). Present in the pre-injection baseline, they are not residue and are not judged.
+HOST_LOAD_FINDINGS = ("host_cpu_high",)
+_SEVERITIES = ("P0", "P1", "P2", "P3")
+
 
 def utc_now():
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
@@ -85,11 +90,78 @@ def find_diagnosis(run_dir):
         return json.load(fh)
 
 
+def raw_findings(diag):
+    """The diagnosis' findings as dicts with ``id``, ``severity``, ``scenario`` (and ``summary``)."""
+    if not diag:
+        return []
+    cls = diag.get("classification") if isinstance(diag.get("classification"), dict) else diag
+    return [f for f in cls.get("findings") or diag.get("findings") or [] if isinstance(f, dict)]
+
+
+def judge(diag, ignore=()):
+    """Scenarios, P-level and findings of a diagnosis, leaving out findings whose id is in ``ignore``.
+
+    Without anything to ignore this is the diagnosis' own classification.
+    """
+    summary = diagnosis_summary(diag)
+    ignore = set(ignore or ())
+    raw = raw_findings(diag)
+    ignored = [f.get("id") for f in raw if f.get("id") in ignore]
+    if not ignored:
+        return dict(summary, ignored=[])
+    kept = [f for f in raw if f.get("id") not in ignore]
+    ranked = sorted(kept, key=lambda f: _SEVERITIES.index(f["severity"]) if f.get("severity") in _SEVERITIES else 9)
+    scenarios = []
+    for f in ranked:
+        if f.get("scenario") is not None and f["scenario"] not in scenarios:
+            scenarios.append(f["scenario"])
+    names = [f for f in summary["findings"] if f["name"].split(":")[0] not in ignore]
+    return {"scenarios": scenarios, "p_level": ranked[0].get("severity") if ranked else None,
+            "findings": names, "ignored": sorted(set(ignored))}
+
+
+def baseline(runner, ansible_playbook, playbook, inventories, run_dir, attempts=3, delay=10.0, timeout=None,
+             extra_vars=None, env=None, sleep=time.sleep):
+    """Diagnose the steady state before an injection: ``clean`` when no finding but host load is left.
+
+    Anything else (an error-log signature, slow statements, memory over the threshold...) is residue of
+    an earlier fault: the next scenario would be judged on it. Retried ``attempts`` times so that residue
+    that ages out (a restart counter) can clear.
+    """
+    if not os.path.exists(playbook):
+        return {"status": "unavailable", "detail": "unavailable: %s missing" % os.path.basename(playbook),
+                "residue": [], "host_load": [], "attempts": 0}
+    for attempt in range(1, attempts + 1):
+        sub = os.path.join(run_dir, "baseline-%d" % attempt)
+        run = run_playbook(runner, ansible_playbook, playbook, inventories, sub,
+                           extra_vars=dict(extra_vars or {}, diagnose_run_dir=sub), timeout=timeout, env=env)
+        try:
+            diag = find_diagnosis(sub)
+        except (OSError, ValueError):
+            diag = None
+        if diag is None:
+            residue = ["no diagnosis (rc=%s)" % run["rc"]]
+            host_load = []
+        else:
+            raw = raw_findings(diag)
+            host_load = sorted({f.get("id") for f in raw if f.get("id") in HOST_LOAD_FINDINGS})
+            residue = ["%s: %s" % (f.get("id"), f.get("summary", "")) for f in raw
+                       if f.get("id") not in HOST_LOAD_FINDINGS]
+        if not residue:
+            return {"status": "clean", "residue": [], "host_load": host_load, "attempts": attempt, "run_dir": sub}
+        if attempt < attempts:
+            sleep(delay)
+    return {"status": "residue", "residue": residue[:10], "host_load": host_load, "attempts": attempts,
+            "run_dir": sub, "detail": "residue of an earlier fault: %s" % "; ".join(residue)[:400]}
+
+
 def detect(runner, ansible_playbook, playbook, inventories, run_dir, attempts=5, delay=2.0, timeout=None,
-           extra_vars=None, env=None, sleep=time.sleep):
+           extra_vars=None, env=None, sleep=time.sleep, ignore=()):
     """Run the diagnosis until it classifies a P-level (or ``attempts`` runs said nothing).
 
-    ``detected_at`` is the end of the first diagnosis run that classified the incident.
+    ``detected_at`` is the end of the first diagnosis run that classified the incident. ``ignore`` names
+    host-load findings that the steady-state baseline already had: they are left out of the judgement
+    (and listed under ``ignored``).
     """
     if not os.path.exists(playbook):
         return {"status": "unavailable", "detail": "unavailable: %s missing" % os.path.basename(playbook),
@@ -100,15 +172,16 @@ def detect(runner, ansible_playbook, playbook, inventories, run_dir, attempts=5,
         run = run_playbook(runner, ansible_playbook, playbook, inventories, sub,
                            extra_vars=dict(extra_vars or {}, diagnose_run_dir=sub), timeout=timeout, env=env)
         try:
-            summary = diagnosis_summary(find_diagnosis(sub))
+            summary = judge(find_diagnosis(sub), ignore)
         except (OSError, ValueError) as exc:
-            summary = {"scenarios": [], "p_level": None, "findings": [], "error": str(exc)}
+            summary = {"scenarios": [], "p_level": None, "findings": [], "ignored": [], "error": str(exc)}
         tries.append({"attempt": attempt, "rc": run["rc"], "end": run["end"], "p_level": summary["p_level"],
                       "scenarios": summary["scenarios"], "run_dir": sub})
         if summary["p_level"]:
             return {"status": "detected", "detected_at": run["end"], "p_level": summary["p_level"],
                     "scenarios": summary["scenarios"],
                     "findings": [f["name"] for f in summary["findings"]][:10], "attempts": attempt,
+                    "ignored_baseline": summary["ignored"],
                     "tries": tries, "run_dir": sub}
         if attempt < attempts:
             sleep(delay)

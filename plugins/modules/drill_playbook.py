@@ -11,15 +11,18 @@ description:
   - C(action=run) runs one playbook with C(HB_RUN_DIR) set to O(run_dir), so that its own incident timeline
     is kept there, and returns rc, start, end, duration and the failed tasks of that timeline as evidence.
   - C(action=detect) runs the diagnosis playbook up to O(attempts) times until its C(diagnosis.json) classifies a
-    P-level, and returns when that happened, the runbook scenario(s) and the P-level.
+    P-level, and returns when that happened, the runbook scenario(s) and the P-level. Findings named in
+    O(ignore_findings) (host load already present before the injection) are left out of the judgement.
+  - C(action=baseline) diagnoses the steady state before an injection up to O(attempts) times and says
+    C(clean) when no finding but host load (CPU) is left, else C(residue) with the leftover findings.
   - The module itself never fails because the playbook failed; the caller judges C(rc).
 version_added: "1.0.0"
 author: healthbutler.recovery
 options:
   action:
-    description: C(run) or C(detect).
+    description: C(run), C(detect) or C(baseline).
     type: str
-    choices: [run, detect]
+    choices: [run, detect, baseline]
     default: run
   playbook:
     description: Path of the playbook.
@@ -47,17 +50,22 @@ options:
     type: int
     default: 0
   attempts:
-    description: Diagnosis runs at most (detect).
+    description: Diagnosis runs at most (detect, baseline).
     type: int
     default: 5
   delay:
-    description: Seconds between diagnosis runs (detect).
+    description: Seconds between diagnosis runs (detect, baseline).
     type: float
     default: 2
   ansible_playbook:
     description: The ansible-playbook executable.
     type: path
     default: ansible-playbook
+  ignore_findings:
+    description: Finding ids left out of the detection's judgement (detect), e.g. C(host_cpu_high) seen in the baseline.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -81,6 +89,10 @@ detection:
   description: C(status) (detected, missed, unavailable), C(detected_at), C(p_level), C(scenarios), C(attempts).
   type: dict
   returned: action=detect
+baseline:
+  description: C(status) (clean, residue, unavailable), C(residue) (leftover findings), C(host_load), C(attempts).
+  type: dict
+  returned: action=baseline
 """
 
 import os
@@ -93,7 +105,7 @@ from ansible_collections.healthbutler.recovery.plugins.module_utils.runner impor
 
 def main():
     module = AnsibleModule(argument_spec={
-        "action": {"type": "str", "choices": ["run", "detect"], "default": "run"},
+        "action": {"type": "str", "choices": ["run", "detect", "baseline"], "default": "run"},
         "playbook": {"type": "path", "required": True},
         "inventory": {"type": "list", "elements": "path", "default": []},
         "run_dir": {"type": "path", "required": True},
@@ -103,6 +115,7 @@ def main():
         "attempts": {"type": "int", "default": 5},
         "delay": {"type": "float", "default": 2},
         "ansible_playbook": {"type": "path", "default": "ansible-playbook"},
+        "ignore_findings": {"type": "list", "elements": "str", "default": []},
     }, supports_check_mode=False)
     p = module.params
     runner = AnsibleRunner(module)
@@ -111,8 +124,13 @@ def main():
     if p["action"] == "detect":
         detection = drill_run.detect(runner, p["ansible_playbook"], p["playbook"], p["inventory"], p["run_dir"],
                                      attempts=p["attempts"], delay=p["delay"], timeout=timeout,
-                                     extra_vars=extra_vars)
+                                     extra_vars=extra_vars, ignore=p["ignore_findings"])
         module.exit_json(changed=False, detection=detection)
+    if p["action"] == "baseline":
+        steady = drill_run.baseline(runner, p["ansible_playbook"], p["playbook"], p["inventory"], p["run_dir"],
+                                    attempts=p["attempts"], delay=p["delay"], timeout=timeout,
+                                    extra_vars=extra_vars)
+        module.exit_json(changed=False, baseline=steady)
     if not os.path.exists(p["playbook"]):
         module.exit_json(changed=False, run={"rc": None, "unavailable": "unavailable: %s missing" % os.path.basename(
             p["playbook"]), "failed_tasks": [], "evidence": ""})
