@@ -15,6 +15,7 @@ import time
 from datetime import datetime, timezone
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils.report_incident import diagnosis_summary
+from ansible_collections.healthbutler.recovery.plugins.module_utils.timeline_file import iter_events
 
 _TIMEOUT_RC = 124
 
@@ -39,20 +40,9 @@ def playbook_argv(ansible_playbook, playbook, inventories, extra_vars_file=None)
 
 def failed_tasks(run_dir):
     """Failed/interrupted tasks recorded in a run directory's timeline (the recovery's evidence)."""
-    path = os.path.join(run_dir, "timeline.jsonl")
-    out = []
-    if not os.path.exists(path):
-        return out
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if rec.get("event") == "task" and rec.get("status") in ("failed", "unreachable", "interrupted"):
-                out.append({"task": rec.get("task"), "host": rec.get("host"), "status": rec["status"],
-                            "msg": rec.get("msg", "")})
-    return out
+    return [{"task": rec.get("task"), "host": rec.get("host"), "status": rec["status"], "msg": rec.get("msg", "")}
+            for rec in iter_events(os.path.join(run_dir, "timeline.jsonl"))
+            if rec.get("event") == "task" and rec.get("status") in ("failed", "unreachable", "interrupted")]
 
 
 def run_playbook(runner, ansible_playbook, playbook, inventories, run_dir, extra_vars=None, timeout=None, env=None):

@@ -20,6 +20,7 @@ from ansible_collections.healthbutler.recovery.plugins.module_utils.report_rende
     _page,
     esc,
 )
+from ansible_collections.healthbutler.recovery.plugins.module_utils.timeline_file import iter_events
 
 PREVENTION = (("更新监控告警规则", "Update monitoring alert rules"), ("改进测试覆盖率", "Improve test coverage"),
               ("加强代码审查", "Strengthen code review"), ("优化系统架构", "Improve the system architecture"),
@@ -82,14 +83,9 @@ def load_run(run_dir):
     events = []
     for path in _walk(run_dir, "timeline.jsonl"):
         rel = os.path.relpath(os.path.dirname(path), run_dir)
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                rec["run"] = "" if rel == "." else rel
-                events.append(rec)
+        for rec in iter_events(path):
+            rec["run"] = "" if rel == "." else rel
+            events.append(rec)
     if not events:
         raise ReportError("incident_report_run_dir: no timeline.jsonl under %s (is the incident_timeline "
                           "callback enabled?)" % run_dir)

@@ -160,6 +160,8 @@ def test_nonexistent_and_corrupt_base_backups_are_refused(history, sandbox):
 
 
 def test_a_wal_gap_between_backup_and_target_is_refused(history, sandbox):
+    # A later segment must be archived too, or removing batch 2's segment only shortens the archive.
+    wait_archived(sandbox, sandbox.scalar("SELECT pg_current_wal_lsn()"))
     before = state(sandbox)
     seg = os.path.join(sandbox["hb_wal_archive_dir"], history["batch2_segment"])
     aside = seg + ".rdb-test-aside"
