@@ -50,7 +50,7 @@ clean:
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
 
 # The main job: bootstrap, sandbox up, drill the whole scenario catalogue, print the table.
-# DRILL_ARGS passes extra options, e.g. DRILL_ARGS='-e {"drill_scenarios":["app_crash","db_down"]}'.
+# DRILL_ARGS passes extra options, e.g. DRILL_ARGS="-e '{\"drill_scenarios\":[\"app_crash\",\"db_down\"]}'"
 DRILL_STAMP := $(shell date -u +%Y%m%dT%H%M%SZ)
 DRILL_RUN_DIR ?= $(CURDIR)/.sandbox/runs/$(DRILL_STAMP)-drill
 .PHONY: drill
