@@ -111,6 +111,14 @@ def crash_loop(box):
         box.pm2("restart", box["hb_app_name"])
 
         def gave_up():
+            # The give-up state must hold across two looks 3 s apart: between two crashes of a live
+            # loop PM2 can show the same fields for a moment.
+            if not looks_given_up():
+                return False
+            time.sleep(3)
+            return looks_given_up()
+
+        def looks_given_up():
             proc = box.pm2_process()
             env = proc["pm2_env"]
             return env["status"] == "errored" or (
