@@ -18,6 +18,10 @@ description:
   - The module itself never fails because the playbook failed; the caller judges C(rc).
 version_added: "1.0.0"
 author: healthbutler.recovery
+attributes:
+  check_mode:
+    support: full
+    details: Under C(--check) no playbook is run; the module reports what it would run.
 options:
   action:
     description: C(run), C(detect) or C(baseline).
@@ -116,8 +120,12 @@ def main():
         "delay": {"type": "float", "default": 2},
         "ansible_playbook": {"type": "path", "default": "ansible-playbook"},
         "ignore_findings": {"type": "list", "elements": "str", "default": []},
-    }, supports_check_mode=False)
+    }, supports_check_mode=True)
     p = module.params
+    if module.check_mode:
+        # A drill under --check injects nothing, so it runs no playbook either: report what it would run.
+        module.exit_json(changed=p["action"] == "run", skipped_run=True,
+                         msg="check mode: would %s %s" % (p["action"], p["playbook"]))
     runner = AnsibleRunner(module)
     timeout = p["timeout"] or None
     extra_vars = drill_catalog.render_vars(p["extra_vars"], p["facts"])
