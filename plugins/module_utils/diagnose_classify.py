@@ -57,17 +57,14 @@ def rules_app(app, t):
     if proc:
         status = proc.get("status")
         evidence = {k: proc.get(k) for k in ("name", "status", "pid", "restart_time", "unstable_restarts",
-                                             "uptime_s", "exit_code", "max_restarts")}
+                                             "uptime_s", "exit_code", "max_restarts", "gave_up")}
         if status == "stopped":
             out.append(("app_stopped", "PM2 shows %s stopped (pid %s)" % (proc.get("name"), proc.get("pid")), evidence))
         elif status == "errored":
             out.append(("app_errored", "PM2 shows %s errored after %s restarts (exit code %s)" % (
                 proc.get("name"), proc.get("restart_time"), proc.get("exit_code")), evidence))
-        elif (status == "waiting restart" and not proc.get("pid") and proc.get("max_restarts")
-              and not proc.get("unstable_restarts") and (proc.get("restart_time") or 0) >= proc["max_restarts"]):
-            # PM2 7 leaves a crash loop that used up max_restarts as "waiting restart", pid 0, unstable
-            # restarts reset to 0, for good (between two restarts of a live loop unstable_restarts > 0).
-            out.append(("app_errored", "%s gave up after %s of %s restarts (exit code %s)" % (
+        elif status == "waiting restart" and proc.get("gave_up"):
+            out.append(("app_errored", "%s gave up after %s restarts (max_restarts %s, exit code %s)" % (
                 proc.get("name"), proc.get("restart_time"), proc.get("max_restarts"), proc.get("exit_code")),
                 evidence))
         elif status in ("launching", "waiting restart") and (proc.get("restart_time") or 0) > 0:

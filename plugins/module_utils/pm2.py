@@ -91,12 +91,27 @@ def process_summary(proc, now=None):
         "cpu_percent": monit.get("cpu"),
         "node_args": [a for a in (env.get("node_args") or []) if isinstance(a, str) and a.startswith("--")],
         "heap": heap_stats(env),
+        "gave_up": gave_up(status, proc.get("pid"), env),
     }
     for field in ("pm_exec_path", "pm_cwd", "exec_mode", "min_uptime", "max_restarts", "pm_out_log_path",
                   "pm_err_log_path", "autorestart", "node_version", "version"):
         if field in env:
             summary[field] = env[field]
     return summary
+
+
+def gave_up(status, pid, env):
+    """True when PM2 has stopped restarting a crash loop for good.
+
+    PM2 marks it errored, but with ``restart_delay`` set the status is then overwritten with
+    "waiting restart" and no restart is scheduled. What tells it apart from the pause between two
+    restarts of a live loop is that PM2 clears ``created_at`` and ``unstable_restarts`` when it
+    gives up (and ``restart_time`` stops one short of ``max_restarts`` on a fresh process).
+    """
+    if status == "errored":
+        return True
+    return (status == "waiting restart" and not pid and "created_at" in env and env["created_at"] is None
+            and not env.get("unstable_restarts"))
 
 
 def jlist(runner, pm2_bin, pm2_home, timeout=30):

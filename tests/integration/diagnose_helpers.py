@@ -16,6 +16,8 @@ import subprocess
 import threading
 import time
 
+from ansible_collections.healthbutler.recovery.plugins.module_utils import pm2
+
 
 def wait_for(predicate, timeout=60, interval=0.5, what="condition"):
     deadline = time.monotonic() + timeout
@@ -98,7 +100,7 @@ def app_stopped(box):
 
 @contextlib.contextmanager
 def crash_loop(box):
-    """The app throws at start-up until PM2 gives up (errored / waiting restart at max_restarts)."""
+    """The app throws at start-up until PM2 gives up (see pm2.gave_up)."""
     server = os.path.join(box["hb_app_dir"], "dist", "server.js")
     backup = server + ".diagnose-test"
     shutil.copy2(server, backup)
@@ -111,21 +113,9 @@ def crash_loop(box):
         box.pm2("restart", box["hb_app_name"])
 
         def gave_up():
-            # The give-up state must hold across two looks 3 s apart: between two crashes of a live
-            # loop PM2 can show the same fields for a moment.
-            if not looks_given_up():
-                return False
-            time.sleep(3)
-            return looks_given_up()
-
-        def looks_given_up():
             proc = box.pm2_process()
             env = proc["pm2_env"]
-            return env["status"] == "errored" or (
-                # PM2 7 gives up as "waiting restart" with no pid and unstable_restarts back to 0; how many
-                # restarts that took depends on unstable_restarts left by earlier faults, so only require some.
-                env["status"] == "waiting restart" and not proc.get("pid") and env["unstable_restarts"] == 0
-                and env["restart_time"] > before)
+            return pm2.gave_up(env["status"], proc.get("pid"), env) and env["restart_time"] > before
         wait_for(gave_up, timeout=90, what="PM2 to give up on the crash loop")
         yield
     finally:

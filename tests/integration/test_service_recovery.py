@@ -10,20 +10,18 @@ import pytest
 from harness import ROOT, run_playbook
 from service_helpers import BrokenBuild, Session, exhaust_connections, wait_for
 
+from ansible_collections.healthbutler.recovery.plugins.module_utils import pm2
+
 SERVICE_ALL = os.path.join(ROOT, "tests", "integration", "playbooks", "service_all.yml")
 # Short waits for the sandbox; the defaults are the production values.
 FAST = {"app_restart_settle": 3, "memory_recovery_settle": 3, "memory_recovery_watch_seconds": 0,
         "performance_triage_grace": 1}
 
 
-# PM2 7 marks a crash loop errored, but with restart_delay set it then shows "waiting restart"
-# with pid 0 and never restarts (measured on the sandbox).
-GAVE_UP = ("errored", "waiting restart")
-
-
 def gave_up(box):
+    """PM2 stopped restarting the crash loop for good (see pm2.gave_up for how that shows)."""
     proc = box.pm2_process()
-    return proc["pm2_env"]["status"] in GAVE_UP and proc["pid"] == 0 and proc["pm2_env"]["unstable_restarts"] == 0
+    return pm2.gave_up(proc["pm2_env"]["status"], proc.get("pid"), proc["pm2_env"])
 
 
 def assert_serving(box):
@@ -78,7 +76,8 @@ def test_app_stopped_then_crash_looping(healthy):
     # The cause fixed, PM2 still has the app errored: the playbook brings it back.
     run = run_playbook("restart-app.yml", FAST)
     assert run.rc == 0, run.stdout[-3000:]
-    assert run.task_results("Read the PM2 process and the .env keys")[0]["process"]["status"] in GAVE_UP
+    seen = run.task_results("Read the PM2 process and the .env keys")[0]["process"]
+    assert seen["status"] in ("errored", "waiting restart")
     assert box.pm2_process()["pm2_env"]["status"] == "online"
     assert_serving(box)
 

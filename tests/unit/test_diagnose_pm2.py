@@ -67,3 +67,19 @@ def test_jlist_sets_pm2_home_and_raises_on_failure(fake_runner):
     fake_runner.rules.insert(0, (r"pm2 jlist", 1, "", "daemon not running"))
     with pytest.raises(CommandError, match="rc=1"):
         pm2.jlist(fake_runner, "pm2", "/srv/pm2")
+
+
+@pytest.mark.parametrize("status, pid, env, expected", [
+    ("errored", 0, {"created_at": 1, "unstable_restarts": 0}, True),
+    # measured on PM2 7 with restart_delay: given up at restart_time 9 of max_restarts 10
+    ("waiting restart", 0, {"created_at": None, "unstable_restarts": 0, "restart_time": 9}, True),
+    # the pause between two restarts of a live loop
+    ("waiting restart", 0, {"created_at": 1795920284372, "unstable_restarts": 3}, False),
+    ("waiting restart", 4983, {"created_at": 1795920284372, "unstable_restarts": 9}, False),
+    ("waiting restart", 0, {"unstable_restarts": 0}, False),  # an older PM2 without the field: not proof
+    ("online", 4242, {"created_at": None, "unstable_restarts": 0}, False),
+])
+def test_gave_up_tells_a_finished_loop_from_a_live_one(status, pid, env, expected):
+    assert pm2.gave_up(status, pid, env) is expected
+    summary = pm2.process_summary({"pid": pid, "name": "a", "pm2_env": dict(env, status=status)}, now=NOW)
+    assert summary["gave_up"] is expected
