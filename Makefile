@@ -6,6 +6,8 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_HOME := $(CURDIR)/.ansible
 PYTEST ?= $(VENV)/bin/pytest
 SANDBOX_STATE ?= present
+# Integration tests run in this many pytest-xdist workers, each with a sandbox of its own.
+INTEGRATION_WORKERS ?= 2
 
 .PHONY: help bootstrap sandbox sandbox-down sandbox-status test lint unit integration molecule clean
 
@@ -39,7 +41,7 @@ unit:
 	$(PYTEST) -q tests/unit
 
 integration:
-	$(PYTEST) -q tests/integration
+	$(PYTEST) -q -n $(INTEGRATION_WORKERS) --dist loadfile --durations=15 tests/integration
 
 molecule:
 	molecule test --all

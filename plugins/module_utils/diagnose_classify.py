@@ -70,7 +70,7 @@ def rules_app(app, t):
         elif status in ("launching", "waiting restart") and (proc.get("restart_time") or 0) > 0:
             out.append(("app_restart_loop", "%s is %s after %s restarts" % (
                 proc.get("name"), status, proc.get("restart_time")), evidence))
-        elif (status == "online" and (proc.get("unstable_restarts") or 0) > 0
+        elif (status == "online" and (proc.get("unstable_restarts") or 0) >= t["restart_loop_unstable"]
               and proc.get("uptime_s") is not None and proc["uptime_s"] < t["restart_loop_uptime_s"]):
             out.append(("app_restart_loop", "%s restarted %s times (%s unstable), up %ss" % (
                 proc.get("name"), proc.get("restart_time"), proc.get("unstable_restarts"), proc.get("uptime_s")),

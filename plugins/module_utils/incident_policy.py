@@ -43,6 +43,7 @@ THRESHOLDS = {
     "memory_percent": 90.0,            # 场景3: system memory > 90 %
     "heap_percent_of_limit": 90.0,     # 场景3: Node heap used versus --max-old-space-size
     "restart_loop_uptime_s": 60,       # 场景1/3: online for less than this after a restart = restart loop
+    "restart_loop_unstable": 2,        # ... with at least this many unstable restarts (one OOM death is not a loop)
     "connections_percent": 90.0,       # 场景2: connections / (max_connections - reserved)
     "slow_statement_ms": 2000.0,       # 场景4: mean time of a recurring statement (= the API target)
     "slow_statement_min_calls": 3,     # one-off loads and migrations are not "slow queries"

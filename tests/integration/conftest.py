@@ -1,7 +1,8 @@
 """Integration fixtures: a real sandbox staging, brought up once per session.
 
 Tests drive real playbooks (harness.run_playbook) and inject real faults.
-Set HB_KEEP_SANDBOX=1 to leave the sandbox running after the session.
+Set HB_KEEP_SANDBOX=1 to leave the sandbox running after the session. Under pytest-xdist
+every worker has a sandbox of its own (see harness.isolate_xdist_worker).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import shutil
 import tempfile
 
 import pytest
-from harness import Sandbox, resolve_site, run_playbook
+from harness import Sandbox, isolate_xdist_worker, resolve_site, run_playbook
+
+isolate_xdist_worker()
 
 
 @pytest.fixture(scope="session")
@@ -29,10 +32,11 @@ def sandbox():
 
 @pytest.fixture
 def healthy(sandbox):
-    """A sandbox that answers /health 200 before and (best effort) after the test."""
+    """A sandbox that answers /health 200 before and (best effort) after the test, its app logs emptied after."""
     sandbox.ensure_healthy()
     yield sandbox
     sandbox.ensure_healthy()
+    sandbox.flush_app_logs()
 
 
 @pytest.fixture

@@ -29,10 +29,6 @@ def wait_for(predicate, timeout=60, interval=0.5, what="condition"):
     raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
 
 
-def flush_app_logs(box):
-    box.pm2("flush", box["hb_app_name"])
-
-
 def ensure_backup(box):
     """A real pg_dump in the backup directory, as the daily backup would leave; its path if we made it."""
     dumps = os.path.join(box["hb_backup_dir"], "dumps")
@@ -122,7 +118,7 @@ def crash_loop(box):
         shutil.move(backup, server)
         box.pm2("restart", box["hb_app_name"])
         box.wait_health(200)
-        flush_app_logs(box)
+        box.flush_app_logs()
 
 
 @contextlib.contextmanager
@@ -137,7 +133,7 @@ def heap_oom(box):
         yield
     finally:
         box.wait_health(200)
-        flush_app_logs(box)
+        box.flush_app_logs()
 
 
 @contextlib.contextmanager
@@ -149,7 +145,7 @@ def postgres_stopped(box):
     finally:
         box.pg_ctl("start", "-l", os.path.join(box["hb_pg_log_dir"], "startup.log"))
         box.wait_health(200)
-        flush_app_logs(box)
+        box.flush_app_logs()
 
 
 @contextlib.contextmanager
@@ -170,7 +166,7 @@ def connections_exhausted(box, limit=60):
         for session in sessions:
             session.close()
         box.wait_health(200)
-        flush_app_logs(box)
+        box.flush_app_logs()
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ Imported by conftest.py (fixtures) and by tests (``from harness import ...``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -16,6 +17,23 @@ import urllib.request
 import ansible_runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Where worker sandboxes live: a directory `postgres` can reach wherever the checkout is.
+WORKER_SANDBOX_ROOT = "/var/lib/healthbutler-sandbox"
+
+
+def isolate_xdist_worker():
+    """Give each pytest-xdist worker after gw0 its own sandbox: ports +100 per worker, own directory.
+
+    gw0 (or a run without xdist) keeps the checkout's sandbox and HB_PORT_OFFSET as set.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:])
+    if index == 0:
+        return
+    offset = int(os.environ.get("HB_PORT_OFFSET") or 0) + 100 * index
+    os.environ["HB_PORT_OFFSET"] = str(offset)
+    checkout = hashlib.sha1(ROOT.encode()).hexdigest()[:12]
+    os.environ["HB_SANDBOX_DIR"] = os.path.join(WORKER_SANDBOX_ROOT, "%s-%s" % (checkout, worker))
 
 
 class PlaybookRun:
@@ -173,6 +191,10 @@ class Sandbox:
 
     def is_healthy(self):
         return self.http("/health")[0] == 200
+
+    def flush_app_logs(self):
+        """Empty the app's PM2 logs, so that traces of one test's fault do not count as the next one's."""
+        self.pm2("flush", self["hb_app_name"])
 
     def ensure_healthy(self):
         """Bring a broken sandbox back with `sandbox present` (cheap when healthy)."""

@@ -38,6 +38,7 @@ def drilled(sandbox):
     """One drill: app_crash + db_down end to end (the collection's playbooks where they exist, else test
     stand-ins), and app_crash_loop pointed at a recovery that cannot succeed."""
     sandbox.ensure_healthy()
+    sandbox.flush_app_logs()  # traces of earlier tests' faults would read as residue in the steady-state check
     overrides = {"app_crash_loop": {"recovery": standin("drill_standin_cannot_recover.yml")}}
     for name, playbook, fallback in (("app_crash", "restart-app.yml", "drill_standin_restart_app.yml"),
                                      ("db_down", "recover-db-connection.yml", "drill_standin_start_db.yml")):

@@ -83,6 +83,7 @@ CASES = [
     ("launching first time", {"app.process.status": "launching"}, None),
     ("unstable, up 59 s", {"app.process.unstable_restarts": 2, "app.process.uptime_s": 59}, "app_restart_loop"),
     ("unstable, up 60 s", {"app.process.unstable_restarts": 2, "app.process.uptime_s": 60}, None),
+    ("one unstable restart (an OOM death)", {"app.process.unstable_restarts": 1, "app.process.uptime_s": 5}, None),
     ("restarted by hand, stable", {"app.process.restart_time": 5, "app.process.uptime_s": 3}, None),
     ("port closed", {"app.port.listening": False}, "app_port_not_listening"),
     ("no answer", {"app.health.status": 0, "app.health.error": "Connection refused"}, "app_unreachable"),
