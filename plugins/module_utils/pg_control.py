@@ -15,7 +15,7 @@ import os
 import time
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils.psql import Conn, query_json, quote_literal
-from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import CommandError
+from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import CommandError, RecoveryError
 
 METHODS = ("systemd", "pg_ctlcluster", "pg_ctl")
 STATES = ("started", "stopped", "restarted")
@@ -41,11 +41,8 @@ SELECT json_build_object(
 """
 
 
-class PgControlError(Exception):
-    def __init__(self, msg, **details):
-        super().__init__(msg)
-        self.msg = msg
-        self.details = details
+class PgControlError(RecoveryError):
+    """PostgreSQL could not be brought to the requested state."""
 
 
 def pid1_is_systemd(comm_path="/proc/1/comm"):

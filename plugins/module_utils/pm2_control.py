@@ -19,7 +19,7 @@ import time
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import pm2 as pm2_facts
 from ansible_collections.healthbutler.recovery.plugins.module_utils.redact import parse_env_text, redact_text
-from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import CommandError
+from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import CommandError, RecoveryError
 
 STATES = ("started", "stopped", "restarted", "reloaded")
 # Fields of pm2_env that define how the process is launched; everything else
@@ -28,13 +28,8 @@ DEFINITION_FIELDS = ("min_uptime", "max_restarts", "restart_delay", "kill_timeou
                      "instances", "merge_logs", "namespace", "autorestart", "exec_interpreter")
 
 
-class Pm2Error(Exception):
-    """A PM2 operation could not be done; ``details`` goes into fail_json."""
-
-    def __init__(self, msg, **details):
-        super().__init__(msg)
-        self.msg = msg
-        self.details = details
+class Pm2Error(RecoveryError):
+    """A PM2 operation could not be done."""
 
 
 def parse_jlist(text):

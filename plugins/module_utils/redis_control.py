@@ -15,16 +15,13 @@ import re
 import shutil
 import time
 
-from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import CommandError
+from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import CommandError, RecoveryError
 
 SCOPES = ("pattern", "db", "all")
 
 
-class RedisError(Exception):
-    def __init__(self, msg, **details):
-        super().__init__(msg)
-        self.msg = msg
-        self.details = details
+class RedisError(RecoveryError):
+    """A Redis input was refused or a Redis operation failed."""
 
 
 def validate(scope, pattern, confirm_flushall):

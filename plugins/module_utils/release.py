@@ -15,20 +15,15 @@ import os
 import re
 import shutil
 
-from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import CommandError
+from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import CommandError, RecoveryError
 
 DEFAULT_STABLE_PATTERN = r"^v?\d+\.\d+\.\d+$"
 DEFAULT_MIGRATIONS_DIR = "prisma/migrations"
 RECORD_NAME = "record.json"
 
 
-class ReleaseError(Exception):
+class ReleaseError(RecoveryError):
     """A rollback input or repository state that makes the plan impossible."""
-
-    def __init__(self, msg, **details):
-        super().__init__(msg)
-        self.msg = msg
-        self.details = details
 
 
 def utc_stamp(now=None):

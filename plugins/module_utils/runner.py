@@ -14,12 +14,23 @@ import subprocess
 from dataclasses import dataclass
 
 
-class CommandError(Exception):
+class RecoveryError(Exception):
+    """An operation was refused or failed: ``msg`` says why, ``details`` go beside it in ``fail_json``."""
+
+    def __init__(self, msg, **details):
+        super().__init__(msg)
+        self.msg = msg
+        self.details = details
+
+    def as_dict(self):
+        return dict(self.details, msg=self.msg)
+
+
+class CommandError(RecoveryError):
     """A command failed; carries what is needed for ``fail_json``."""
 
     def __init__(self, msg, argv=None, rc=None, stdout="", stderr=""):
         super().__init__(msg)
-        self.msg = msg
         self.argv = list(argv or [])
         self.rc = rc
         self.stdout = stdout
@@ -28,6 +39,11 @@ class CommandError(Exception):
     def as_dict(self):
         return {"msg": self.msg, "cmd": self.argv, "rc": self.rc,
                 "stdout": self.stdout, "stderr": self.stderr}
+
+
+def fail_from(module, exc, result=None):
+    """``fail_json`` with what ``exc`` (a RecoveryError) says, over what the module had gathered."""
+    module.fail_json(**dict(result or {}, **exc.as_dict()))
 
 
 @dataclass

@@ -170,7 +170,11 @@ commit:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import release
-from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner, CommandError
+from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import (
+    AnsibleRunner,
+    RecoveryError,
+    fail_from,
+)
 
 
 def run_planned(module, runner, git, params):
@@ -265,10 +269,8 @@ def main():
         if runner.run([git, "-C", params["path"], "rev-parse", "--git-dir"]).rc != 0:
             module.fail_json(msg="path %s is not a git working tree" % params["path"])
         handlers[params["state"]](module, runner, git, params)
-    except release.ReleaseError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    except CommandError as exc:
-        module.fail_json(**exc.as_dict())
+    except RecoveryError as exc:  # a ReleaseError or a failed command
+        fail_from(module, exc)
     except OSError as exc:
         module.fail_json(msg="%s: %s" % (type(exc).__name__, exc))
 

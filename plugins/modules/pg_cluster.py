@@ -146,7 +146,11 @@ from ansible_collections.healthbutler.recovery.plugins.module_utils.pg_control i
     pid1_is_systemd,
     plan,
 )
-from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner, CommandError
+from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import (
+    AnsibleRunner,
+    RecoveryError,
+    fail_from,
+)
 
 
 def main():
@@ -197,10 +201,8 @@ def main():
                 result.update(cluster.wait_ready(p["timeout"]))
         elif accepting:
             result.update(cluster.info())
-    except PgControlError as exc:
-        module.fail_json(msg=exc.msg, **dict(result, **exc.details))
-    except CommandError as exc:
-        module.fail_json(**dict(result, **exc.as_dict()))
+    except RecoveryError as exc:
+        fail_from(module, exc, result)
     module.exit_json(**result)
 
 

@@ -156,13 +156,16 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pm2_control import (
     STATES,
     Pm2,
-    Pm2Error,
     definition_changes,
     env_file_keys,
     plan,
     tail_file,
 )
-from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner, CommandError
+from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import (
+    AnsibleRunner,
+    RecoveryError,
+    fail_from,
+)
 
 
 def show(value):
@@ -227,15 +230,10 @@ def main():
                 result["process"] = pm2.wait_stable(p["name"], p["settle"], p["timeout"])
                 if p["watch_seconds"] > 0:
                     result["memory_trend"] = pm2.watch_memory(p["name"], p["watch_seconds"], p["watch_interval"])
-    except Pm2Error as exc:
-        result.update(exc.details)
+    except RecoveryError as exc:  # a Pm2Error or a failed command
         if current and p["error_log_lines"]:
             result["error_log_tail"] = tail_file(current["error_log"], p["error_log_lines"])
-        module.fail_json(msg=exc.msg, **result)
-    except CommandError as exc:
-        if current and p["error_log_lines"]:
-            result["error_log_tail"] = tail_file(current["error_log"], p["error_log_lines"])
-        module.fail_json(**dict(result, **exc.as_dict()))
+        fail_from(module, exc, result)
 
     if p["error_log_lines"]:
         result["error_log_tail"] = tail_file(result["process"]["error_log"], p["error_log_lines"])

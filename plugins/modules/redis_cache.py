@@ -121,13 +121,16 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.healthbutler.recovery.plugins.module_utils.redis_control import (
     SCOPES,
     Redis,
-    RedisError,
     clear,
     keyspace_counts,
     plan_clear,
     validate,
 )
-from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner, CommandError
+from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import (
+    AnsibleRunner,
+    RecoveryError,
+    fail_from,
+)
 
 
 def main():
@@ -163,10 +166,8 @@ def main():
             result["keys_removed"] = clear(redis, p["scope"], p["db"], planned, p["batch_size"])
         result["changed"] = bool(planned["keys"])
         result["keyspace_after"] = keyspace_counts(redis.info("keyspace"))
-    except RedisError as exc:
-        module.fail_json(msg=exc.msg, **dict(result, **exc.details))
-    except CommandError as exc:
-        module.fail_json(**dict(result, **exc.as_dict()))
+    except RecoveryError as exc:
+        fail_from(module, exc, result)
     module.exit_json(**result)
 
 

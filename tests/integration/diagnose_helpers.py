@@ -14,19 +14,10 @@ import os
 import shutil
 import subprocess
 import threading
-import time
+
+from harness import exhaust_connections, superuser_session, wait_for
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import pm2
-
-
-def wait_for(predicate, timeout=60, interval=0.5, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
 
 
 def ensure_backup(box):
@@ -40,45 +31,6 @@ def ensure_backup(box):
         dumps, box["hb_pg_bindir"], box["hb_pg_socket_dir"], box["hb_pg_port"], target, box["hb_db_name"])
     subprocess.run(["su", "-s", "/bin/sh", box["hb_pg_os_user"], "-c", cmd], check=True, capture_output=True)
     return target
-
-
-class Session:
-    """A psql session kept open on a pipe (idle between statements)."""
-
-    def __init__(self, argv, env=None):
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=dict(os.environ, **(env or {})))
-
-    def ask(self, sql):
-        """Send ``sql`` (ending in a SELECT of one value) and return that value, or None if psql died."""
-        try:
-            self.proc.stdin.write(sql + "\n")
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            return None
-        line = self.proc.stdout.readline()
-        return line.strip() or None
-
-    def close(self):
-        with contextlib.suppress(BrokenPipeError, OSError):
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def superuser_session(box):
-    return Session(["su", "-s", "/bin/sh", box["hb_pg_os_user"], "-c",
-                    "exec %s/psql -X -A -t -q -h %s -p %s -d %s" % (
-                        box["hb_pg_bindir"], box["hb_pg_socket_dir"], box["hb_pg_port"], box["hb_db_name"])])
-
-
-def app_user_session(box):
-    return Session(["%s/psql" % box["hb_pg_bindir"], "-X", "-A", "-t", "-q", "-h", "127.0.0.1", "-p",
-                    str(box["hb_pg_port"]), "-U", box["hb_db_app_user"], "-d", box["hb_db_name"]],
-                   env={"PGPASSWORD": box.credential("db_app")})
 
 
 # -- faults ---------------------------------------------------------------------------------------
@@ -153,13 +105,8 @@ def connections_exhausted(box, limit=60):
     """Idle app-user sessions until PostgreSQL refuses the next one (max_connections minus reserved)."""
     sessions = []
     try:
-        for _ in range(limit):
-            session = app_user_session(box)
-            if session.ask("SELECT 'up';") != "up":
-                session.close()
-                break
-            sessions.append(session)
-        else:
+        sessions = exhaust_connections(box, limit)
+        if len(sessions) == limit:
             raise AssertionError("PostgreSQL never refused a connection after %s sessions" % limit)
         yield len(sessions)
     finally:

@@ -208,3 +208,90 @@ def resolve_site():
     run = run_playbook(os.path.join(ROOT, "tests", "integration", "playbooks", "site_vars.yml"))
     assert run.rc == 0, run.stdout[-3000:]
     return run.task_results("Print the hb_* variables")[0]["msg"]
+
+
+def wait_for(predicate, timeout=60, interval=0.5, what="condition"):
+    """Poll ``predicate`` until it returns something true and return that; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("%s not reached within %ss (last: %r)" % (what, timeout, last))
+
+
+class PsqlSession:
+    """One psql session kept open on a pipe, idle between statements: it holds a connection or a lock."""
+
+    MARK = "__hb_done__"
+
+    def __init__(self, argv, env=None):
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=dict(os.environ, **(env or {})))
+        self.pid = None
+
+    def send(self, sql):
+        """Run statements and return the lines they printed, or False when the session is gone."""
+        try:
+            self.proc.stdin.write("%s\n\\echo %s\n" % (sql, self.MARK))
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            return False
+        lines = []
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                return False
+            if line.strip() == self.MARK:
+                return lines
+            lines.append(line.strip())
+
+    def ask(self, sql):
+        """The last line ``sql`` printed (end it with a SELECT of one value), or None."""
+        lines = self.send(sql)
+        return lines[-1] if lines else None
+
+    def connect(self):
+        """Open the connection now; remember its backend pid. False when PostgreSQL refused it."""
+        pid = self.ask("SELECT pg_backend_pid();")
+        self.pid = int(pid) if pid else None
+        return self.pid is not None
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+def app_session(box, name="hb-test"):
+    """A session as the app's database user over TCP, as the app connects."""
+    env = {"PGPASSWORD": box.credential("db_app"), "PGAPPNAME": name, "PGCONNECT_TIMEOUT": "5"}
+    return PsqlSession([os.path.join(box["hb_pg_bindir"], "psql"), "-X", "-q", "-A", "-t", "-h", "127.0.0.1",
+                        "-p", str(box["hb_pg_port"]), "-U", box["hb_db_app_user"], "-d", box["hb_db_name"]], env)
+
+
+def superuser_session(box):
+    """A session as the cluster's OS user over the socket."""
+    return PsqlSession(["su", "-s", "/bin/sh", box["hb_pg_os_user"], "-c",
+                        "exec %s/psql -X -A -t -q -h %s -p %s -d %s" % (
+                            box["hb_pg_bindir"], box["hb_pg_socket_dir"], box["hb_pg_port"], box["hb_db_name"])])
+
+
+def exhaust_connections(box, limit=60, name="hb-test-leak"):
+    """Open app-user sessions until PostgreSQL refuses one ("too many clients"); return the open ones."""
+    sessions = []
+    for _ in range(limit):
+        session = app_session(box, name)
+        if not session.connect():
+            session.close()
+            break
+        sessions.append(session)
+    return sessions
+

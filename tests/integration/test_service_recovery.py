@@ -7,8 +7,8 @@ import os
 import threading
 
 import pytest
-from harness import ROOT, run_playbook
-from service_helpers import BrokenBuild, Session, exhaust_connections, wait_for
+from harness import ROOT, app_session, exhaust_connections, run_playbook, wait_for
+from service_helpers import BrokenBuild
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import pm2
 
@@ -214,7 +214,7 @@ def test_heap_recovery_refuses_the_production_group_before_any_change(healthy, t
 def test_lock_blocking_writes_is_terminated(healthy):
     box = healthy
     before = int(box.scalar("SELECT count(*) FROM health_data"))
-    holder = Session(box, "hb-test-lock")
+    holder = app_session(box, "hb-test-lock")
     assert holder.connect()
     writes = []
     try:

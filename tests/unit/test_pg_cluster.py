@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from fakes import Clock, sequence
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import pg_control as pg
 from ansible_collections.healthbutler.recovery.plugins.module_utils.psql import Conn
@@ -13,27 +14,6 @@ LSCLUSTERS = """15  main    5432 online postgres /var/lib/postgresql/15/main /va
 INFO = {"version": "15.18", "version_num": 150018, "data_directory": "/srv/pg", "port": 55432,
         "in_recovery": False, "connections": {"max": 30, "reserved": 3, "total": 2,
                                               "by_state": {"idle": 2}, "by_user": {"health_butler": 2}}}
-
-
-def sequence(outputs):
-    state = {"i": 0}
-
-    def answer(argv, data):
-        out = outputs[min(state["i"], len(outputs) - 1)]
-        state["i"] += 1
-        return out
-    return answer
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def sleep(self, s):
-        self.now += s
-
-    def __call__(self):
-        return self.now
 
 
 def cluster(runner, method="pg_ctl", euid=0, debian=None, **kw):

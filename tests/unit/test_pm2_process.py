@@ -4,6 +4,7 @@ import json
 import pathlib
 
 import pytest
+from fakes import Clock, sequence
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import pm2_control as pc
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import CommandError
@@ -24,30 +25,6 @@ def proc(status="online", pid=4242, restarts=0, node_args=("--max-old-space-size
 
 def jlist(*procs, noise=""):
     return noise + json.dumps(list(procs))
-
-
-class Clock:
-    """Fake time: sleep advances it."""
-
-    def __init__(self):
-        self.now = 0.0
-
-    def sleep(self, seconds):
-        self.now += seconds
-
-    def __call__(self):
-        return self.now
-
-
-def sequence(outputs):
-    """A stdout callable answering successive calls with successive outputs (the last repeats)."""
-    state = {"i": 0}
-
-    def answer(argv, data):
-        out = outputs[min(state["i"], len(outputs) - 1)]
-        state["i"] += 1
-        return out
-    return answer
 
 
 def make_pm2(runner):

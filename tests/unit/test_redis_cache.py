@@ -3,22 +3,13 @@
 import pathlib
 
 import pytest
+from fakes import sequence
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import redis_control as rc
 
 PERSIST_IDLE = "# Persistence\r\nrdb_bgsave_in_progress:0\r\nrdb_saves:4\r\nrdb_last_bgsave_status:ok\r\n"
 PERSIST_DONE = "# Persistence\r\nrdb_bgsave_in_progress:0\r\nrdb_saves:5\r\nrdb_last_bgsave_status:ok\r\n"
 KEYSPACE = "# Keyspace\r\ndb0:keys=5,expires=0,avg_ttl=0\r\ndb2:keys=7,expires=1,avg_ttl=10\r\n"
-
-
-def sequence(outputs):
-    state = {"i": 0}
-
-    def answer(argv, data):
-        out = outputs[min(state["i"], len(outputs) - 1)]
-        state["i"] += 1
-        return out
-    return answer
 
 
 def redis(runner):
