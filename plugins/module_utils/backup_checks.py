@@ -138,7 +138,7 @@ def offsite_rel_paths(catalog, window_start_ts):
     return sorted(rel)
 
 
-def offsite_check(runner, catalog, offsite, window_start_ts, rsync="rsync"):
+def offsite_check(runner, catalog, offsite, window_start_ts, rsync="rsync", rsh=None):
     from ansible_collections.healthbutler.recovery.plugins.module_utils.backup_create import offsite_differences
     if not offsite:
         return check("offsite_copy", FAILED, "no offsite location configured")
@@ -146,7 +146,7 @@ def offsite_check(runner, catalog, offsite, window_start_ts, rsync="rsync"):
     if not rel:
         return check("offsite_copy", WARNING, "no local backup inside the window to compare")
     try:
-        diffs = offsite_differences(runner, catalog["location"], offsite, rel, rsync)
+        diffs = offsite_differences(runner, catalog["location"], offsite, rel, rsync, rsh)
     except CommandError as exc:
         return check("offsite_copy", FAILED, "cannot compare with %s: %s" % (offsite, tail(exc.stderr or exc.msg)))
     if diffs:
@@ -352,7 +352,7 @@ def summarise(checks):
 def run_all(runner, options, now_ts=None):
     """Catalogue, integrity, policy and window checks (plus scratch restores when asked).
 
-    ``options``: backup_dir, wal_dir, offsite, policy, legacy_pattern, bindir, scratch_dir, scratch_port,
+    ``options``: backup_dir, wal_dir, offsite, offsite_rsh, policy, legacy_pattern, bindir, scratch_dir, scratch_port,
     conn (live server, optional), test_restore, pitr, amcheck, max_window_age, scope (all|window|newest).
     Returns the report dict.
     """
@@ -391,7 +391,8 @@ def run_all(runner, options, now_ts=None):
         except CommandError as exc:
             checks.append(check("wal_archiving", WARNING, "live server not reachable: %s" % tail(exc.msg, 300)))
     if offsite:
-        checks.append(offsite_check(runner, catalog, offsite, window_start_ts, options.get("rsync") or "rsync"))
+        checks.append(offsite_check(runner, catalog, offsite, window_start_ts, options.get("rsync") or "rsync",
+                                    options.get("offsite_rsh")))
         if offsite_catalog is None:
             # host:path: what is offsite is what rsync found present (and equal).
             bad = {d["path"] for d in checks[-1].get("differences", [])}

@@ -237,13 +237,18 @@ def take_incremental(runner, conn, backup_dir, wal_dir, now=None, archive_timeou
 RSYNC_BASE = ["-rlt", "--protect-args"]
 
 
-def offsite_differences(runner, source, dest, rel_paths=None, rsync="rsync"):
+def rsync_argv(rsync="rsync", rsh=None):
+    """rsync with the collection's base options; ``rsh`` is the remote shell for ``host:path`` (its --rsh)."""
+    return [rsync] + RSYNC_BASE + (["--rsh=" + rsh] if rsh else [])
+
+
+def offsite_differences(runner, source, dest, rel_paths=None, rsync="rsync", rsh=None):
     """Files under ``source`` missing at ``dest`` or with a different checksum (rsync -c dry run).
 
-    ``dest`` may be a local path or ``host:path``. Returns ``[{"path", "state"}]``
-    with state ``missing`` or ``mismatch``.
+    ``dest`` may be a local path or ``host:path`` (reached through ``rsh``, default ssh).
+    Returns ``[{"path", "state"}]`` with state ``missing`` or ``mismatch``.
     """
-    argv = [rsync] + RSYNC_BASE + ["--checksum", "--dry-run", "--itemize-changes"]
+    argv = rsync_argv(rsync, rsh) + ["--checksum", "--dry-run", "--itemize-changes"]
     data = None
     if rel_paths is not None:
         argv += ["--files-from=-"]
@@ -262,17 +267,17 @@ def offsite_differences(runner, source, dest, rel_paths=None, rsync="rsync"):
     return out
 
 
-def copy_offsite(runner, source, dest, subdirs=("dumps", "base", "incremental", "files"), rsync="rsync"):
+def copy_offsite(runner, source, dest, subdirs=("dumps", "base", "incremental", "files"), rsync="rsync", rsh=None):
     """rsync the backup tree to ``dest`` without overwriting anything there, then verify by checksum."""
     present = [d for d in subdirs if os.path.isdir(os.path.join(source, d))]
     if not present:
         return {"copied": [], "differences": []}
     if ":" not in dest.split("/")[0]:
         os.makedirs(dest, exist_ok=True)
-    argv = [rsync] + RSYNC_BASE + ["--ignore-existing", "--itemize-changes", "--exclude=*.partial",
+    argv = rsync_argv(rsync, rsh) + ["--ignore-existing", "--itemize-changes", "--exclude=*.partial",
                                    "--relative"] + ["./" + d for d in present] + [dest.rstrip("/") + "/"]
     res = runner.check(argv, cwd=source, what="rsync to offsite")
     copied = [line[12:] for line in res.stdout.splitlines() if len(line) > 12 and line[1] == "f"]
     # Verify what this run sent; the nightly verification compares everything inside the window.
-    diffs = offsite_differences(runner, source, dest, sorted(copied), rsync) if copied else []
+    diffs = offsite_differences(runner, source, dest, sorted(copied), rsync, rsh) if copied else []
     return {"copied": copied, "differences": diffs}

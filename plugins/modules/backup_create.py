@@ -39,6 +39,12 @@ options:
   offsite:
     description: Offsite location for V(offsite), a path or C(host:path) reachable by rsync over ssh.
     type: str
+  offsite_rsh:
+    description:
+      - Remote shell for a C(host:path) offsite, given to rsync as C(--rsh), e.g.
+        C(ssh -p 2222 -i /var/lib/postgresql/.ssh/offsite). Default rsync's own (ssh with the user's C(~/.ssh/config)).
+      - Runs as the module's user (the become user); keep keys in files, never in this string.
+    type: str
   db:
     description: Database to dump.
     type: str
@@ -109,6 +115,7 @@ def main():
             "backup_dir": {"type": "path", "required": True},
             "wal_dir": {"type": "path"},
             "offsite": {"type": "str"},
+            "offsite_rsh": {"type": "str"},
             "db": {"type": "str", "default": "health_butler"},
             "host": {"type": "str"},
             "port": {"type": "int", "default": 5432},
@@ -136,7 +143,7 @@ def main():
                                          archive_timeout=p["archive_timeout"])
         else:
             result = bk.copy_offsite(runner, p["backup_dir"], p["offsite"],
-                                     rsync=module.get_bin_path("rsync", required=True))
+                                     rsync=module.get_bin_path("rsync", required=True), rsh=p["offsite_rsh"])
             if result["differences"]:
                 module.fail_json(msg="offsite copy differs from the local backups after the copy: %s" % ", ".join(
                     "%s (%s)" % (d["path"], d["state"]) for d in result["differences"][:20]), backup=result)

@@ -39,6 +39,9 @@ options:
   offsite:
     description: Offsite location (path or C(host:path)); omit to skip the offsite check.
     type: str
+  offsite_rsh:
+    description: Remote shell for a C(host:path) offsite, given to rsync as C(--rsh) (e.g. C(ssh -p 2222 -i KEYFILE)).
+    type: str
   policy:
     description: Policy overrides (C(full_interval_hours), C(incremental_interval_hours), C(grace_hours),
       C(retention_days), C(offsite_required), C(full_kinds)).
@@ -140,6 +143,7 @@ def main():
             "backup_dir": {"type": "path", "required": True},
             "wal_dir": {"type": "path"},
             "offsite": {"type": "str"},
+            "offsite_rsh": {"type": "str"},
             "policy": {"type": "dict", "default": {}},
             "legacy_pattern": {"type": "str"},
             "scope": {"type": "str", "default": "all", "choices": ["all", "window", "newest"]},

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -142,3 +144,48 @@ def set_full_backups_back(tree, wal_dir, hours):
             private(path)
         st = os.stat(path)
         os.utime(path, (st.st_atime - hours * 3600, st.st_mtime - hours * 3600))
+
+
+@contextlib.contextmanager
+def ssh_offsite_host(workdir, user="postgres"):
+    """A real sshd on a free loopback port that lets ``user`` in with a key made here: an offsite host.
+
+    Yields ``{"login": "user@127.0.0.1", "rsh": <ssh command for rsync --rsh>}``; the key belongs to
+    ``user`` (the backup modules run as it), the host key and sshd to root.
+    """
+    os.makedirs(workdir, exist_ok=True)
+    host_key, client_key = os.path.join(workdir, "host_key"), os.path.join(workdir, "client_key")
+    for key in (host_key, client_key):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+    shutil.copy(client_key + ".pub", os.path.join(workdir, "authorized_keys"))
+    subprocess.run(["chown", user, client_key], check=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = os.path.join(workdir, "sshd_config")
+    with open(config, "w", encoding="utf-8") as fh:
+        fh.write("\n".join([
+            "Port %d" % port, "ListenAddress 127.0.0.1", "HostKey " + host_key,
+            "PidFile " + os.path.join(workdir, "sshd.pid"),
+            "AuthorizedKeysFile " + os.path.join(workdir, "authorized_keys"),
+            "AllowUsers " + user, "StrictModes no", "PasswordAuthentication no",
+            # with PAM, a locked password (postgres has "!") does not refuse key logins
+            "UsePAM yes",
+            "KbdInteractiveAuthentication no", "PermitRootLogin no", ""]))
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
+    sshd = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", config], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert sshd.poll() is None, "sshd exited: %s" % sshd.stderr.read()
+            assert time.monotonic() < deadline, "sshd did not listen on %d" % port
+            time.sleep(0.2)
+        rsh = ("ssh -p %d -i %s -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+               "-o LogLevel=ERROR" % (port, client_key))
+        yield {"login": "%s@127.0.0.1" % user, "rsh": rsh}
+    finally:
+        sshd.terminate()
+        sshd.wait(timeout=20)

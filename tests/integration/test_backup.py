@@ -26,6 +26,7 @@ from backup_helpers import (
     private,
     run_verify,
     set_full_backups_back,
+    ssh_offsite_host,
     statuses,
     tree_digest,
     wait_archived,
@@ -300,3 +301,34 @@ def test_schedules_install_the_runbook_times(sandbox, tmp_path):
     assert run.rc == 0
     assert not os.path.exists(cron_backup)  # the cron module removes a file it emptied
     os.remove(cron_verify)
+
+
+def test_offsite_over_ssh_copies_verifies_and_catches_damage(backup_set, sandbox):
+    """host:path offsite through a real sshd: the 4-hourly run copies, verification compares by checksum."""
+    tree = backup_set["tree"]
+    remote_dir = os.path.join(backup_set["root"], "offsite-host")
+    os.makedirs(remote_dir)
+    chown_postgres(remote_dir)
+    with ssh_offsite_host(os.path.join(backup_set["root"], "ssh")) as host:
+        dest = "%s:%s" % (host["login"], remote_dir)
+        wait_archived(sandbox)
+        run = run_playbook("backup.yml", dict(backup_vars(tree), backup_mode="incremental", backup_offsite=dest,
+                                              backup_offsite_rsh=host["rsh"]))
+        assert run.rc == 0, run.stdout[-3000:]
+        local = tree_digest(os.path.join(tree, "backups"))
+        remote = tree_digest(remote_dir)
+        copied = [p for p in local if p.split(os.sep)[0] in ("dumps", "base", "incremental")]
+        assert copied and all(remote[p][:2] == local[p][:2] for p in copied)  # same size and sha256
+
+        ssh_vars = {"backup_verify_offsite": dest, "backup_verify_offsite_rsh": host["rsh"]}
+        run, report, _ = run_verify(tree, backup_set["wal"], extra=ssh_vars)
+        assert run.rc == 0 and statuses(report)["offsite_copy"] == "OK", run.stdout[-3000:]
+
+        dump = only(os.path.join(remote_dir, "dumps", "health_butler_*Z.dump"))
+        with open(dump, "r+b") as fh:  # 4 KB overwritten inside the offsite dump
+            fh.seek(os.path.getsize(dump) // 2)
+            fh.write(os.urandom(4096))
+        run, report, _ = run_verify(tree, backup_set["wal"], extra=ssh_vars)
+        assert run.rc != 0 and statuses(report)["offsite_copy"] == "FAILED"
+        offsite = [c for c in report["checks"] if c["name"] == "offsite_copy"][0]
+        assert os.path.basename(dump) in json.dumps(offsite)

@@ -85,6 +85,17 @@ def test_offsite_differences_parses_itemized_changes(fake_runner):
     assert call["argv"][-2:] == ["/b/", "host:/off/"] and call["data"] == "dumps/a.dump\ndumps/b.dump\n"
 
 
+def test_a_remote_shell_goes_to_every_rsync_as_one_argument(fake_runner, tmp_path):
+    (tmp_path / "dumps").mkdir()
+    fake_runner.add(r"rsync .*--ignore-existing", 0, ">f+++++++++ dumps/a.dump\n")
+    fake_runner.add(r"rsync .*--checksum --dry-run", 0, "")
+    rsh = "ssh -p 2222 -i /var/lib/postgresql/.ssh/offsite"
+    result = bk.copy_offsite(fake_runner, str(tmp_path), "backup@offsite:/srv/off", rsh=rsh)
+    assert result == {"copied": ["dumps/a.dump"], "differences": []}
+    assert [c["argv"][1:4] for c in fake_runner.calls] == [["-rlt", "--protect-args", "--rsh=" + rsh]] * 2
+    assert bk.rsync_argv() == ["rsync", "-rlt", "--protect-args"]
+
+
 def test_copy_offsite_really_copies_and_verifies(tmp_path):
     from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import SubprocessRunner
     src, dest = tmp_path / "src", tmp_path / "dest"
