@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
+import http.server
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -189,3 +191,27 @@ def ssh_offsite_host(workdir, user="postgres"):
     finally:
         sshd.terminate()
         sshd.wait(timeout=20)
+
+
+@contextlib.contextmanager
+def webhook_receiver():
+    """A real HTTP endpoint on a free loopback port; yields ``(url, posts)``, posts being the JSON bodies."""
+    posts = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield "http://127.0.0.1:%d/hooks/backup" % server.server_address[1], posts
+    finally:
+        server.shutdown()
+        server.server_close()

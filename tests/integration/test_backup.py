@@ -30,6 +30,7 @@ from backup_helpers import (
     statuses,
     tree_digest,
     wait_archived,
+    webhook_receiver,
 )
 from harness import run_playbook
 from prometheus_client.parser import text_string_to_metric_families
@@ -77,13 +78,16 @@ def test_clean_verification_passes_changes_nothing_and_reports(backup_set, sandb
     backups_before = [tree_digest(os.path.join(backup_set["tree"], p)) for p in ("backups", "offsite")]
     wal_before = tree_digest(backup_set["wal"])
     db_before = db_fingerprint(sandbox)
-    run, report, run_dir = run_verify(backup_set["tree"], backup_set["wal"], scratch=True)
+    run, report, run_dir = run_verify(backup_set["tree"], backup_set["wal"], scratch=True,
+                                      extra={"backup_verify_amcheck": True})
     assert run.rc == 0, run.stdout[-4000:]
     got = statuses(report)
     assert "FAILED" not in got.values(), got
     assert got["recovery_window"] == "OK" and got["wal_continuity"] == "OK" and got["offsite_copy"] == "OK"
     assert any(n.startswith("test_restore[") and s == "OK" for n, s in got.items())
     assert any(n.startswith("pitr_replay[") and s == "OK" for n, s in got.items())
+    replayed = [c for c in report["checks"] if c["name"].startswith("pitr_replay[")]
+    assert all(c["amcheck"]["rc"] == 0 for c in replayed), replayed  # pg_amcheck ran on the recovered copy
     # the window ends within the archive timeout (60 s in the sandbox) of the run
     latest = report["window"]["latest"]
     assert latest["segment"] == newest_segment
@@ -304,7 +308,8 @@ def test_schedules_install_the_runbook_times(sandbox, tmp_path):
 
 
 def test_offsite_over_ssh_copies_verifies_and_catches_damage(backup_set, sandbox):
-    """host:path offsite through a real sshd: the 4-hourly run copies, verification compares by checksum."""
+    """host:path offsite through a real sshd: the 4-hourly run copies, verification compares by checksum;
+    the webhook is posted to only when verification fails."""
     tree = backup_set["tree"]
     remote_dir = os.path.join(backup_set["root"], "offsite-host")
     os.makedirs(remote_dir)
@@ -320,15 +325,20 @@ def test_offsite_over_ssh_copies_verifies_and_catches_damage(backup_set, sandbox
         copied = [p for p in local if p.split(os.sep)[0] in ("dumps", "base", "incremental")]
         assert copied and all(remote[p][:2] == local[p][:2] for p in copied)  # same size and sha256
 
-        ssh_vars = {"backup_verify_offsite": dest, "backup_verify_offsite_rsh": host["rsh"]}
-        run, report, _ = run_verify(tree, backup_set["wal"], extra=ssh_vars)
-        assert run.rc == 0 and statuses(report)["offsite_copy"] == "OK", run.stdout[-3000:]
+        with webhook_receiver() as (url, posts):
+            ssh_vars = {"backup_verify_offsite": dest, "backup_verify_offsite_rsh": host["rsh"],
+                        "backup_verify_webhook_url": url}
+            run, report, _ = run_verify(tree, backup_set["wal"], extra=ssh_vars)
+            assert run.rc == 0 and statuses(report)["offsite_copy"] == "OK", run.stdout[-3000:]
+            assert posts == []
 
-        dump = only(os.path.join(remote_dir, "dumps", "health_butler_*Z.dump"))
-        with open(dump, "r+b") as fh:  # 4 KB overwritten inside the offsite dump
-            fh.seek(os.path.getsize(dump) // 2)
-            fh.write(os.urandom(4096))
-        run, report, _ = run_verify(tree, backup_set["wal"], extra=ssh_vars)
-        assert run.rc != 0 and statuses(report)["offsite_copy"] == "FAILED"
-        offsite = [c for c in report["checks"] if c["name"] == "offsite_copy"][0]
-        assert os.path.basename(dump) in json.dumps(offsite)
+            dump = only(os.path.join(remote_dir, "dumps", "health_butler_*Z.dump"))
+            with open(dump, "r+b") as fh:  # 4 KB overwritten inside the offsite dump
+                fh.seek(os.path.getsize(dump) // 2)
+                fh.write(os.urandom(4096))
+            run, report, run_dir = run_verify(tree, backup_set["wal"], extra=ssh_vars)
+            assert run.rc != 0 and statuses(report)["offsite_copy"] == "FAILED"
+            offsite = [c for c in report["checks"] if c["name"] == "offsite_copy"][0]
+            assert os.path.basename(dump) in json.dumps(offsite)
+            assert len(posts) == 1 and posts[0]["status"] == "FAILED" and "offsite_copy" in posts[0]["failed"]
+            assert posts[0]["report_dir"] == run_dir
