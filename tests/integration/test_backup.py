@@ -342,3 +342,36 @@ def test_offsite_over_ssh_copies_verifies_and_catches_damage(backup_set, sandbox
             assert os.path.basename(dump) in json.dumps(offsite)
             assert len(posts) == 1 and posts[0]["status"] == "FAILED" and "offsite_copy" in posts[0]["failed"]
             assert posts[0]["report_dir"] == run_dir
+
+
+def test_systemd_timers_are_valid_units_at_the_runbook_times(sandbox, tmp_path):
+    """No systemd runs here: the units are checked by systemd's own parser and calendar."""
+    unit_dir = tmp_path / "units"
+    unit_dir.mkdir()
+    timer_vars = {"backup_scheduler": "systemd", "backup_systemd_dir": str(unit_dir), "backup_systemd_enable": False,
+                  "backup_schedule_environment": {"HB_PORT_OFFSET": os.environ.get("HB_PORT_OFFSET", "0")}}
+    run = run_playbook("backup.yml", dict(timer_vars, backup_mode="schedule"))
+    assert run.rc == 0, run.stdout[-3000:]
+    units = sorted(os.listdir(unit_dir))
+    assert units == ["healthbutler-backup-full.service", "healthbutler-backup-full.timer",
+                     "healthbutler-backup-incremental.service", "healthbutler-backup-incremental.timer"]
+    checked = subprocess.run(["systemd-analyze", "verify"] + [str(unit_dir / u) for u in units],
+                             check=False, capture_output=True, text=True)
+    assert checked.returncode == 0 and checked.stderr.strip() == "", checked.stderr  # warnings count too
+
+    def next_elapses(timer):
+        spec = [line.split("=", 1)[1] for line in (unit_dir / timer).read_text().splitlines()
+                if line.startswith("OnCalendar=")][0]
+        out = subprocess.run(["systemd-analyze", "calendar", "--iterations=7", spec], capture_output=True,
+                             text=True, check=True).stdout
+        return [line.split()[-2] for line in out.splitlines() if "Next elapse" in line or "Iter." in line]
+
+    assert set(next_elapses("healthbutler-backup-full.timer")) == {"03:00:00"}
+    assert sorted(set(next_elapses("healthbutler-backup-incremental.timer"))) == [
+        "%02d:15:00" % h for h in (0, 4, 8, 12, 16, 20)]
+    service = (unit_dir / "healthbutler-backup-incremental.service").read_text()
+    assert "backup_mode=incremental" in service and "playbooks/backup.yml" in service
+
+    run = run_playbook("backup.yml", dict(timer_vars, backup_mode="unschedule"))
+    assert run.rc == 0, run.stdout[-3000:]
+    assert os.listdir(unit_dir) == []
