@@ -216,6 +216,22 @@ def collect(runner, conn, log_path=None, log_lines=100, idle_in_transaction_s=60
     return out
 
 
+# The extension's schema and the view's columns, for callers that do not gather FACTS_SQL.
+PGSS_SQL = """
+WITH pgss AS (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+               WHERE e.extname = 'pg_stat_statements')
+SELECT json_build_object('schema', (SELECT nspname FROM pgss),
+  'columns', (SELECT json_agg(attname::text ORDER BY attnum) FROM pg_attribute
+               WHERE attrelid = to_regclass(quote_ident((SELECT nspname FROM pgss)) || '.pg_stat_statements')
+                 AND attnum > 0 AND NOT attisdropped))
+"""
+
+
+def slow_statements(runner, conn, limit, min_calls=1):
+    """``top_statements`` of the database ``conn`` names, reading the extension's schema and columns first."""
+    return top_statements(runner, conn, psql.query_json(runner, conn, PGSS_SQL, timeout=30), limit, min_calls)
+
+
 def top_statements(runner, conn, pgss, limit, min_calls=1):
     """{available, mean_column, top: [...]} or {available: False, reason} when the extension is absent."""
     if not pgss or not pgss.get("schema"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 
+from ansible_collections.healthbutler.recovery.plugins.module_utils.diagnose_postgres import slow_statements
 from ansible_collections.healthbutler.recovery.plugins.module_utils.psql import Conn, query_json, quote_literal
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import CommandError, RecoveryError
 
@@ -31,6 +32,9 @@ SELECT json_build_object(
       'max', current_setting('max_connections')::int,
       'reserved', current_setting('superuser_reserved_connections')::int,
       'total', count(*),
+      -- share of the slots a non-superuser can take; at or near 1 the pool is exhausted
+      'saturation', round(count(*)::numeric / greatest(current_setting('max_connections')::int
+                          - current_setting('superuser_reserved_connections')::int, 1), 3),
       'by_state', (SELECT coalesce(json_object_agg(s, n), '{}') FROM (
           SELECT coalesce(state, 'unknown') AS s, count(*) AS n FROM pg_stat_activity
           WHERE backend_type = 'client backend' GROUP BY 1) st),
@@ -216,21 +220,6 @@ def masked_query(column):
                                                            quote_literal(r"\1'***'"))
 
 
-def slow_statements_sql(columns, limit):
-    """Top statements by mean time; picks mean_exec_time (PG13+) or mean_time from the view's columns."""
-    mean = "mean_exec_time" if "mean_exec_time" in columns else "mean_time"
-    total = "total_exec_time" if "total_exec_time" in columns else "total_time"
-    return ("SELECT coalesce(json_agg(t), '[]') FROM (SELECT queryid, calls, round(%s::numeric, 2) AS mean_ms, "
-            "round(%s::numeric, 2) AS total_ms, %s AS query FROM pg_stat_statements "
-            "ORDER BY %s DESC LIMIT %d) t" % (mean, total, masked_query("query"), mean, int(limit)))
-
-
-STATEMENT_COLUMNS_SQL = """
-SELECT json_build_object('installed', EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'),
-  'columns', (SELECT coalesce(json_agg(attname), '[]') FROM pg_attribute
-              WHERE attrelid = to_regclass('pg_stat_statements') AND attnum > 0))
-"""
-
 BLOCKING_SQL = """
 SELECT coalesce(json_agg(t ORDER BY t.blocker_xact_age_s DESC), '[]') FROM (
   SELECT w.pid AS blocked_pid, w.usename AS blocked_user, %s AS blocked_query,
@@ -265,14 +254,13 @@ def signal_sql(function, pids):
 
 def triage(runner, conn, slow_limit=10):
     """Slow statements, blocking chains and ungranted locks of one database."""
-    report = {}
-    meta = query_json(runner, conn, STATEMENT_COLUMNS_SQL)
-    if meta["installed"] and meta["columns"]:
-        report["slow_statements"] = query_json(runner, conn, slow_statements_sql(meta["columns"], slow_limit))
+    statements = slow_statements(runner, conn, slow_limit)  # the same reading as the diagnosis
+    report = {"slow_statements": statements.get("top", [])}
+    if statements["available"]:
         report["pg_stat_statements"] = "installed"
     else:
-        report["slow_statements"] = []
-        report["pg_stat_statements"] = "missing: CREATE EXTENSION pg_stat_statements to see slow statements"
+        report["pg_stat_statements"] = "missing: %s (CREATE EXTENSION pg_stat_statements to see slow statements)" % (
+            statements["reason"])
     report["blocking"] = query_json(runner, conn, BLOCKING_SQL)
     report["locks_not_granted"] = query_json(runner, conn, LOCKS_NOT_GRANTED_SQL)["not_granted"]
     return report

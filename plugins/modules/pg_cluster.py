@@ -130,7 +130,7 @@ in_recovery:
   returned: when the server is up at the end
   type: bool
 connections:
-  description: max, reserved, total client connections, by_state and by_user.
+  description: max, reserved, total client connections, saturation (total / (max - reserved)), by_state and by_user.
   returned: when the server is up at the end
   type: dict
   sample: {max: 30, reserved: 3, total: 4, by_state: {idle: 3, active: 1}, by_user: {health_butler: 3, postgres: 1}}

@@ -87,7 +87,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 slow_statements:
-  description: Top statements by mean time (queryid, calls, mean_ms, total_ms, first 200 characters of the query).
+  description: Top statements by mean time (queryid, database, calls, mean_ms, total_ms, stddev_ms, max_ms, rows,
+    first 300 characters of the query with secrets masked), read as the diagnose module reads them.
   returned: always
   type: list
   elements: dict

@@ -123,6 +123,33 @@ def test_postgres_stopped_then_connections_exhausted(healthy):
             session.close()
 
 
+def test_slots_still_taken_after_freeing_idle_sessions_restart_postgres(healthy):
+    """Young sessions (not idle long enough to be terminated) hold every slot: the runbook's step 1."""
+    box = healthy
+    rows = int(box.scalar("SELECT count(*) FROM health_data"))
+    sessions = exhaust_connections(box)
+    try:
+        for _ in range(5):  # the app's own sessions closed and their slots taken
+            box.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '%s' "
+                     "AND application_name <> 'hb-test-leak'" % box["hb_db_app_user"])
+            sessions += exhaust_connections(box)
+            if box.http("/health")[0] == 503:
+                break
+        box.wait_health(503, timeout=10)
+        pg_pid = box.pg_pid()
+        run = run_playbook("recover-db-connection.yml", FAST)  # idle_min_age 300 s: none of them is freed
+        assert run.rc == 0, run.stdout[-3000:]
+        assert run.task_results("Free the slots")[0]["idle_terminated"] == []
+        assert run.task_results("Restart PostgreSQL to drop every session")[0]["actions"] == ["restart"]
+        assert box.pg_pid() not in (None, pg_pid)
+        assert all(not s.send("SELECT 1;") for s in sessions)  # the holders' sessions are gone
+        assert_serving(box)
+        assert int(box.scalar("SELECT count(*) FROM health_data")) >= rows  # committed rows kept
+    finally:
+        for session in sessions:
+            session.close()
+
+
 def test_heap_out_of_memory(healthy):
     box = healthy
     app_dir = box["hb_app_dir"]

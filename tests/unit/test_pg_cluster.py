@@ -144,22 +144,26 @@ def test_apply_failure_carries_the_output(fake_runner):
 
 # -- triage -------------------------------------------------------------------
 
-@pytest.mark.parametrize("columns,mean", [
-    (["queryid", "calls", "mean_exec_time", "total_exec_time", "query"], "mean_exec_time"),
-    (["queryid", "calls", "mean_time", "total_time", "query"], "mean_time"),
-])
-def test_slow_statement_columns_follow_the_view(columns, mean):
-    sql = pg.slow_statements_sql(columns, 5)
-    assert "ORDER BY %s DESC LIMIT 5" % mean in sql
-    other = "mean_time" if mean == "mean_exec_time" else "mean_exec_time"
-    assert other + "::" not in sql
-
-
 def test_missing_pg_stat_statements_is_reported_not_fatal(fake_runner):
-    fake_runner.add("pg_extension", stdout=json.dumps({"installed": False, "columns": []}))
+    fake_runner.add("pg_extension", stdout=json.dumps({"schema": None, "columns": None}))
     fake_runner.add("pg_blocking_pids", stdout="[]").add("NOT granted", stdout='{"not_granted": 0}')
     report = pg.triage(fake_runner, Conn(host="/srv/run", port=55432), 5)
     assert report["slow_statements"] == [] and report["pg_stat_statements"].startswith("missing")
+
+
+def test_triage_reads_slow_statements_as_the_diagnosis_does_with_passwords_masked(fake_runner):
+    columns = ["queryid", "query", "calls", "mean_exec_time", "total_exec_time", "stddev_exec_time", "max_exec_time"]
+    fake_runner.add("pg_extension", stdout=json.dumps({"schema": "public", "columns": columns}))
+    fake_runner.add("pg_stat_statements s", stdout=json.dumps([
+        {"queryid": "7", "calls": 4, "mean_ms": 2100.5, "total_ms": 8402.0, "query": "SELECT pg_sleep($1)"},
+        {"queryid": "8", "calls": 1, "mean_ms": 3.1, "total_ms": 3.1, "query": "ALTER ROLE app PASSWORD 'hunter2'"}]))
+    fake_runner.add("pg_blocking_pids", stdout="[]").add("NOT granted", stdout='{"not_granted": 0}')
+    report = pg.triage(fake_runner, Conn(host="/srv/run", port=55432), 5)
+    assert report["pg_stat_statements"] == "installed"
+    assert [s["mean_ms"] for s in report["slow_statements"]] == [2100.5, 3.1]
+    assert "hunter2" not in json.dumps(report)
+    assert 'ORDER BY s."mean_exec_time" DESC LIMIT 5' in fake_runner.calls[1]["data"] + " ".join(
+        fake_runner.calls[1]["argv"])
 
 
 CHAINS = [
@@ -210,4 +214,3 @@ def test_terminate_idle_reports_what_went(fake_runner):
 def test_statement_text_is_masked_in_sql():
     assert "regexp_replace(query, '(password" in pg.masked_query("query")
     assert "left(regexp_replace(b.query" in pg.BLOCKING_SQL
-    assert "regexp_replace(query" in pg.slow_statements_sql(["mean_exec_time"], 3)
