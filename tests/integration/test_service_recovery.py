@@ -24,6 +24,19 @@ def gave_up(box):
     return pm2.gave_up(proc["pm2_env"]["status"], proc.get("pid"), proc["pm2_env"])
 
 
+def starve_the_app(box, sessions):
+    """Take every free slot with leaked sessions of the app's user (kept in ``sessions``), closing the
+    app's own sessions and taking their slots before it reconnects, until /health answers 503."""
+    sessions += exhaust_connections(box)
+    for _ in range(5):
+        box.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '%s' "
+                 "AND application_name <> 'hb-test-leak'" % box["hb_db_app_user"])
+        sessions += exhaust_connections(box)
+        if box.http("/health")[0] == 503:
+            break
+    box.wait_health(503, timeout=10)
+
+
 def assert_serving(box):
     """/health 200 and a real query through the app."""
     box.wait_health(200, timeout=30)
@@ -100,16 +113,10 @@ def test_postgres_stopped_then_connections_exhausted(healthy):
             box.pg_ctl("start", "-l", os.path.join(box["hb_pg_log_dir"], "startup.log"))
 
     # Fault 2: connections exhausted by sessions of the app's user, the app's own closed.
-    sessions = exhaust_connections(box)
+    sessions = []
     try:
+        starve_the_app(box, sessions)
         assert len(sessions) >= 20
-        for _ in range(5):  # close the app's own sessions and take their slots before it reconnects
-            box.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '%s' "
-                     "AND application_name <> 'hb-test-leak'" % box["hb_db_app_user"])
-            sessions += exhaust_connections(box)
-            if box.http("/health")[0] == 503:
-                break
-        box.wait_health(503, timeout=10)
         pg_pid = box.pg_pid()
         run = run_playbook("recover-db-connection.yml", dict(FAST, db_restart_idle_min_age=1))
         assert run.rc == 0, run.stdout[-3000:]
@@ -127,15 +134,9 @@ def test_slots_still_taken_after_freeing_idle_sessions_restart_postgres(healthy)
     """Young sessions (not idle long enough to be terminated) hold every slot: the runbook's step 1."""
     box = healthy
     rows = int(box.scalar("SELECT count(*) FROM health_data"))
-    sessions = exhaust_connections(box)
+    sessions = []
     try:
-        for _ in range(5):  # the app's own sessions closed and their slots taken
-            box.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '%s' "
-                     "AND application_name <> 'hb-test-leak'" % box["hb_db_app_user"])
-            sessions += exhaust_connections(box)
-            if box.http("/health")[0] == 503:
-                break
-        box.wait_health(503, timeout=10)
+        starve_the_app(box, sessions)
         pg_pid = box.pg_pid()
         run = run_playbook("recover-db-connection.yml", FAST)  # idle_min_age 300 s: none of them is freed
         assert run.rc == 0, run.stdout[-3000:]
