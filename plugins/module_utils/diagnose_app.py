@@ -9,6 +9,7 @@ leave the host.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -60,13 +61,18 @@ def port_listening(port, proc_root="/proc"):
         return {"port": int(port), "listening": False, "method": "connect"}
 
 
-def http_probe(url, timeout=5, method="GET"):
+def http_probe(url, timeout=5, method="GET", body=None):
     """Like ``curl -w '%{http_code} %{time_total}'``: {url, status, time_total_s, error, body}.
 
-    ``status`` is 0 when nothing answered. The body is kept only when it is short JSON-ish
-    text (e.g. /health naming failed components), and is redacted.
+    ``status`` is 0 when nothing answered. ``body`` (a dict) is sent as JSON. The answer's body is
+    kept only when it is short JSON-ish text (e.g. /health naming failed components), and is redacted.
     """
-    req = urllib.request.Request(url, method=method, headers={"User-Agent": "healthbutler.recovery/diagnose"})
+    headers = {"User-Agent": "healthbutler.recovery/diagnose"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode("utf-8")
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     start = time.monotonic()
     status, body, error = 0, "", None
     try:

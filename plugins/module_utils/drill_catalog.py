@@ -4,7 +4,8 @@
 
 Each scenario names its fault injection (a task file ``roles/drill/tasks/faults/<fault>.yml`` with an
 ``inject`` and a ``rollback`` part), the runbook scenario and expected P-level, the recovery playbook
-(with extra vars) and the steady-state probe. ``prepare`` playbooks run before the steady-state check
+(with extra vars), the effect probe that sees the fault take hold before detection starts (``effect``,
+run by ``drill_effect``) and the steady-state probe. ``prepare`` playbooks run before the steady-state check
 (for example a fresh backup that the recovery needs). ``detect`` says how the fault is detected:
 ``diagnose`` (the diagnosis playbook must classify it), ``recovery`` (the recovery playbook is the
 detector, e.g. verification catching a corrupt backup) or ``reported`` (users report it, as the runbook's
@@ -18,12 +19,25 @@ import os
 
 PROBES = ("app", "app+uploads", "app+backups")
 
+# Effect probes (drill_effect): each scenario's fault as seen by something other than the diagnosis.
+SLOW_STATEMENTS_SQL = (
+    "SELECT json_build_object('seen', count(*) > 0, 'observation', format('%s statement(s) with pg_sleep and a mean "
+    "over 2 s in pg_stat_statements, slowest %s ms', count(*), round(max(m)::numeric))) FROM (SELECT coalesce("
+    "(to_jsonb(s) ->> 'mean_exec_time'), (to_jsonb(s) ->> 'mean_time'))::float AS m FROM pg_stat_statements s "
+    "WHERE s.query ILIKE '%pg_sleep%') q WHERE m > 2000;")
+ROWS_GONE_SQL = (
+    "SELECT json_build_object('seen', count(*) > 0 AND count(h.id) = 0, 'observation', format('%s of %s deleted "
+    "row(s) still in health_data', count(h.id), count(*))) FROM hb_drill_preserved_rows p "
+    "LEFT JOIN health_data h ON h.id = p.id;")
+
 SCENARIOS = {
     "app_crash": {
         "fault": "app_stop",
         "description": "The app is stopped in PM2 (pm2 stop): nothing answers on the app port.",
         "runbook_scenario": 1, "expected_p_level": "P0",
         "recovery": {"playbook": "restart-app.yml", "vars": {}},
+        "effect": {"kind": "http", "path": "/health", "status": [0],
+                   "describe": "nothing answers on the app port"},
         "probe": "app",
     },
     "app_crash_loop": {
@@ -31,6 +45,8 @@ SCENARIOS = {
         "description": "The app process is killed (SIGKILL) as soon as PM2 restarts it, until PM2 gives up (errored).",
         "runbook_scenario": 1, "expected_p_level": "P0",
         "recovery": {"playbook": "restart-app.yml", "vars": {}},
+        "effect": {"kind": "http", "path": "/health", "status": [0],
+                   "describe": "nothing answers on the app port once PM2 has given up"},
         "probe": "app",
     },
     "db_down": {
@@ -38,6 +54,8 @@ SCENARIOS = {
         "description": "PostgreSQL is stopped (pg_ctl stop -m fast): /health 503 naming the database.",
         "runbook_scenario": 2, "expected_p_level": "P0",
         "recovery": {"playbook": "recover-db-connection.yml", "vars": {}},
+        "effect": {"kind": "http", "path": "/health", "status": [503], "body_regex": "database",
+                   "describe": "/health answers 503 naming the database"},
         "probe": "app",
     },
     "connection_exhaustion": {
@@ -45,6 +63,10 @@ SCENARIOS = {
         "description": "Every free PostgreSQL connection slot is taken by idle sessions of the drill.",
         "runbook_scenario": 2, "expected_p_level": "P1",
         "recovery": {"playbook": "recover-db-connection.yml", "vars": {}},
+        "effect": {"kind": "http", "path": "/api/health-data", "method": "POST",
+                   "body": {"user_id": 1, "metric": "drill_effect", "value": 1}, "status": [500],
+                   "body_regex": "too many clients|remaining connection slots",
+                   "describe": "a write through the app is refused: PostgreSQL has no connection slot left"},
         "probe": "app",
     },
     "memory_leak": {
@@ -52,6 +74,8 @@ SCENARIOS = {
         "description": "The app's heap grows until V8 runs out of memory (sandbox /debug/allocate).",
         "runbook_scenario": 3, "expected_p_level": "P1",
         "recovery": {"playbook": "recover-memory.yml", "vars": {}},
+        "effect": {"kind": "pm2_log", "regex": "heap out of memory|Reached heap limit",
+                   "describe": "the app's error log shows V8 hitting its heap limit"},
         "probe": "app",
     },
     "lock_contention": {
@@ -60,6 +84,11 @@ SCENARIOS = {
         "runbook_scenario": 4, "expected_p_level": "P2",
         "recovery": {"playbook": "triage-performance.yml",
                      "vars": {"performance_triage_resolve": "terminate", "performance_triage_blocker_min_age": 5}},
+        "effect": {"kind": "sql", "error_regex": "could not obtain lock",
+                   "sql": "BEGIN; LOCK TABLE health_data IN ROW EXCLUSIVE MODE NOWAIT; ROLLBACK;\n"
+                          "SELECT json_build_object('seen', false, 'observation',"
+                          " 'ROW EXCLUSIVE on health_data granted at once: nothing blocks an INSERT');",
+                   "describe": "an INSERT's lock on health_data cannot be had"},
         "probe": "app",
     },
     "slow_queries": {
@@ -67,6 +96,8 @@ SCENARIOS = {
         "description": "Slow statements (pg_sleep) pile up in pg_stat_statements.",
         "runbook_scenario": 4, "expected_p_level": "P3",
         "recovery": {"playbook": "triage-performance.yml", "vars": {}},
+        "effect": {"kind": "sql", "sql": SLOW_STATEMENTS_SQL,
+                   "describe": "pg_stat_statements records statements with a mean over 2 s"},
         "probe": "app",
     },
     "data_loss": {
@@ -75,6 +106,8 @@ SCENARIOS = {
         "runbook_scenario": 5, "expected_p_level": "P1",
         "recovery": {"playbook": "recover-db.yml",
                      "vars": {"recover_mode": "pitr", "target": {"name": "{restore_point}"}}},
+        "effect": {"kind": "sql", "sql": ROWS_GONE_SQL,
+                   "describe": "the deleted rows are gone from health_data"},
         "probe": "app",
         "prepare": ["backup.yml"],
         "detect": "reported",
@@ -85,6 +118,8 @@ SCENARIOS = {
         "description": "A release whose /health answers 500 is built and deployed from a new tag.",
         "runbook_scenario": 1, "expected_p_level": "P1",
         "recovery": {"playbook": "rollback.yml", "vars": {}},
+        "effect": {"kind": "http", "path": "/health", "status": [500], "body_regex": "broken",
+                   "describe": "/health answers 500 from the new release"},
         "probe": "app",
     },
     "uploads_lost": {
@@ -92,6 +127,8 @@ SCENARIOS = {
         "description": "Uploaded files are deleted (moved into the drill directory) and one is changed.",
         "runbook_scenario": 5, "expected_p_level": "P2",
         "recovery": {"playbook": "restore-files.yml", "vars": {}},
+        "effect": {"kind": "files_missing", "paths": "{removed_uploads}",
+                   "describe": "the removed uploads are missing from the uploads directory"},
         "probe": "app+uploads",
         "prepare": ["backup.yml"],
         "detect": "reported",
@@ -101,6 +138,8 @@ SCENARIOS = {
         "description": "4 KB inside the newest dump are overwritten; verification must fail and name it.",
         "runbook_scenario": 5, "expected_p_level": None,
         "recovery": {"playbook": "verify-backups.yml", "vars": {}, "expect": "failure"},
+        "effect": {"kind": "checksum", "path": "{corrupted_dump}",
+                   "describe": "the newest dump no longer matches its .sha256"},
         "probe": "app+backups",
         "prepare": ["backup.yml"],
         "detect": "recovery",
@@ -136,6 +175,9 @@ def select(names=None, overrides=None):
         scenario = copy.deepcopy(SCENARIOS[name])
         scenario.update(copy.deepcopy((overrides or {}).get(name, {})))
         scenario["name"] = name
+        if not (scenario.get("effect") or {}).get("kind"):
+            raise CatalogError("drill scenario %s has no effect probe: a fault that cannot be seen to take hold "
+                               "cannot be drilled (give it an 'effect' with a kind)" % name)
         scenario.setdefault("prepare", [])
         scenario.setdefault("detect", "diagnose")
         scenario["recovery"].setdefault("expect", "success")

@@ -13,7 +13,10 @@ import os
 from ansible_collections.healthbutler.recovery.plugins.module_utils import drill_measure as measure
 from ansible_collections.healthbutler.recovery.plugins.module_utils.drill_targets import targets_for
 
-STEPS = ("prepare", "steady_before", "writer", "inject", "detect", "recover", "steady_after", "rollback")
+STEPS = ("prepare", "steady_before", "writer", "inject", "effect", "detect", "recover", "steady_after", "rollback")
+# The verdicts a scenario can get. injection_failed: the fault never took hold (nothing graded);
+# proved: an inject-only run saw the fault and got the steady state back after the rollback.
+VERDICTS = ("passed", "failed", "aborted", "injection_failed", "proved", "unavailable")
 CHECKLIST = (
     ("故障场景设计", "scenario design", "done", "catalogue: {scenarios}"),
     ("参与人员通知", "notify participants", "manual", "tell ops, dev and QA before the quarterly drill"),
@@ -33,9 +36,39 @@ def _step(name, marks, statuses, details):
             "duration_s": duration, "detail": details.get(name)}
 
 
+def _injection_failure(statuses, details, effect):
+    """Why the fault never took hold, or None when it did (or the injection was never reached)."""
+    if statuses.get("inject") == "failed":
+        return "injection failed: %s" % (details.get("inject") or "see the timeline")
+    if effect and not effect.get("seen"):
+        return "the fault never took hold: %s not seen within %s s; last look: %s" % (
+            effect.get("expect") or "its effect", effect.get("bound_s"), effect.get("observation") or "nothing")
+    if statuses.get("effect") == "failed":
+        return "the effect probe failed: %s" % (details.get("effect") or "see the timeline")
+    return None
+
+
+def _ungraded(entry, status, deviations, statuses, details, writes):
+    """A verdict without grading: no detection, recovery, RTO or RPO is judged."""
+    if statuses.get("rollback") not in ("ok", None):
+        deviations.append("rollback of the injection: %s" % (details.get("rollback") or statuses.get("rollback")))
+    if statuses.get("steady_after") not in ("ok", None):
+        deviations.append("steady state not back after the rollback: %s" % (details.get("steady_after") or "failed"))
+    entry.update(status=status, deviated=bool(deviations), deviations=deviations, detection=None, recovery=None,
+                 rto_s=None, rpo=None, target_met=None,
+                 writes=measure.write_summary(writes, since=measure.parse_iso(entry["injected_at"])
+                                              if entry["injected_at"] else None))
+    return entry
+
+
 def evaluate(scenario, marks, statuses, details=None, detection=None, recovery=None, writes=None,
-             present_ids=None, facts=None):
-    """The journal entry of one scenario: measurements, targets, deviations and the verdict."""
+             present_ids=None, facts=None, effect=None, mode="full"):
+    """The journal entry of one scenario: measurements, targets, deviations and the verdict.
+
+    ``effect`` is what the effect probe saw after the injection. A fault that never took hold ends as
+    ``injection_failed`` and nothing else is graded. In ``inject_only`` mode nothing but the fault's effect,
+    its rollback and the steady state after it is judged: ``proved`` when all three held.
+    """
     details = details or {}
     detection = dict(detection or {})
     recovery = dict(recovery or {})
@@ -52,7 +85,8 @@ def evaluate(scenario, marks, statuses, details=None, detection=None, recovery=N
         "rollbacks": [{"name": scenario.get("fault"), "status": statuses.get("rollback", "not_run"),
                        "detail": details.get("rollback")}],
         "injected_at": marks.get("inject_start"), "steady_at": marks.get("steady_after_end")
-        if statuses.get("steady_after") == "ok" else None,
+        if statuses.get("steady_after") == "ok" else None, "mode": mode,
+        "effect": dict(effect) if effect else None,
     }
     entry["duration_s"] = measure.rto(entry["start"], entry["end"]) if entry["start"] and entry["end"] else None
     if statuses.get("unavailable"):
@@ -63,12 +97,20 @@ def evaluate(scenario, marks, statuses, details=None, detection=None, recovery=N
     p_level = scenario.get("expected_p_level")
     targets = targets_for(p_level)
     entry["targets"] = targets
+    failure = _injection_failure(statuses, details, effect) if statuses.get("steady_before") == "ok" else None
+    if failure:
+        return _ungraded(entry, "injection_failed", [failure], statuses, details, writes)
+    if mode == "inject_only" and statuses.get("steady_before") == "ok":
+        deviations = [] if effect else ["the effect probe did not run"]
+        entry = _ungraded(entry, "proved", deviations, statuses, details, writes)
+        entry["status"] = "failed" if entry["deviations"] else "proved"
+        return entry
     deviations = []
     if statuses.get("steady_before") != "ok":
         deviations.append("not steady before injection: %s" % (details.get("steady_before") or "probe failed"))
     if statuses.get("aborted"):
         deviations.append("aborted: %s" % statuses["aborted"])
-    for step in ("prepare", "writer", "inject", "drill"):
+    for step in ("prepare", "writer", "drill"):
         if statuses.get(step) == "failed":
             deviations.append("%s failed: %s" % (step, details.get(step) or "see the timeline"))
 
@@ -147,7 +189,7 @@ def evaluate(scenario, marks, statuses, details=None, detection=None, recovery=N
 
 def checklist(entries):
     """The runbook's 演练检查清单 with what this run did and what remains manual."""
-    executed = [e for e in entries if e["status"] in ("passed", "failed", "aborted")]
+    executed = [e for e in entries if e["status"] in ("passed", "failed", "aborted", "injection_failed", "proved")]
     deviations = sum(len(e.get("deviations") or []) for e in executed)
     values = {"scenarios": ", ".join(e["name"] for e in entries), "executed": len(executed),
               "passed": sum(1 for e in entries if e["status"] == "passed"), "deviations": deviations}
@@ -168,9 +210,11 @@ def journal(entries, started, ended, inventory, environment, run_dir):
         "kind": "healthbutler.recovery.drill", "version": 1, "start": started, "end": ended,
         "duration_s": measure.rto(started, ended) if started and ended else None,
         "inventory": inventory, "environment": environment, "run_dir": run_dir,
-        "status": "passed" if entries and counts.get("passed", 0) == len(entries) else "failed",
+        "status": "passed" if entries and all(e["status"] in ("passed", "proved") for e in entries) else "failed",
         "deviated": any(e.get("deviated") for e in entries), "counts": counts,
         "scenarios": entries, "checklist": checklist(entries),
+        "not_passed": [{"name": e["name"], "status": e["status"], "why": (e.get("deviations") or [""])[0][:300]}
+                       for e in entries if e["status"] not in ("passed", "proved")],
     }
 
 
@@ -186,12 +230,19 @@ def table_rows(entries):
             "detected_as": ("S%s" % ",".join(str(s) for s in det.get("scenarios") or [])
                             if det.get("scenarios") else (det.get("status") or "-")),
             "p_level": "%s/%s" % (det.get("p_level") or "-", e.get("expected_p_level") or "-"),
+            "effect_s": _effect(e.get("effect")),
             "detect_s": _fmt(det.get("time_to_detect_s")), "rto_s": _fmt(e.get("rto_s")),
             "rpo": "-" if not rpo else "%d lost" % rpo["lost_writes"],
             "target": "-" if not tg else "%s/%s" % (_dur(tg["response_s"]), _dur(tg["resolution_s"])),
             "result": e["status"] if e["status"] != "unavailable" else (e.get("deviations") or ["unavailable"])[0],
         })
     return rows
+
+
+def _effect(effect):
+    if not effect:
+        return "-"
+    return _fmt(effect.get("after_injection_s")) if effect.get("seen") else "not seen"
 
 
 def _fmt(value):
@@ -203,8 +254,9 @@ def _dur(seconds):
 
 
 def format_table(rows):
-    cols = ("scenario", "detected_as", "p_level", "detect_s", "rto_s", "rpo", "target", "result")
-    heads = ("scenario", "detected as", "P (got/exp)", "detect s", "RTO s", "RPO", "target resp/res", "result")
+    cols = ("scenario", "effect_s", "detected_as", "p_level", "detect_s", "rto_s", "rpo", "target", "result")
+    heads = ("scenario", "effect s", "detected as", "P (got/exp)", "detect s", "RTO s", "RPO", "target resp/res",
+             "result")
     widths = [max(len(h), *(len(str(r[c])) for r in rows)) if rows else len(h) for c, h in zip(cols, heads)]
     line = lambda vals: "| " + " | ".join(str(v).ljust(w) for v, w in zip(vals, widths)) + " |"  # noqa: E731
     out = [line(heads), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]

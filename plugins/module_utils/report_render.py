@@ -121,6 +121,8 @@ def drill_markdown(journal):
            format_table(rows), ""]
     for e in journal["scenarios"]:
         out += ["## %s: %s" % (e["name"], e["status"]), "", e.get("description") or "", ""]
+        if e.get("effect"):
+            out += [effect_line(e["effect"]), ""]
         if e.get("deviations"):
             out += ["Deviations:", ""] + ["- %s" % d for d in e["deviations"]] + [""]
         if e.get("steps"):
@@ -147,20 +149,32 @@ def drill_markdown(journal):
     return "\n".join(out) + "\n"
 
 
+def effect_line(effect):
+    """The effect probe's observation in one sentence."""
+    if effect.get("seen"):
+        return "Effect seen %.1f s after the injection (%s): %s." % (
+            effect.get("after_injection_s") or 0, effect.get("expect") or effect.get("kind"), effect["observation"])
+    return "Effect NOT seen within %s s (%s); last look: %s." % (
+        effect.get("bound_s"), effect.get("expect") or effect.get("kind"), effect.get("observation"))
+
+
 def drill_html(journal):
     rows = table_rows(journal["scenarios"])
-    heads = ["scenario", "detected as", "P got/exp", "detect s", "RTO s", "RPO", "target resp/res", "result"]
+    heads = ["scenario", "effect s", "detected as", "P got/exp", "detect s", "RTO s", "RPO", "target resp/res",
+             "result"]
     body = ["<h1>Drill %s</h1>" % esc(journal.get("start")),
             "<p>Inventory <code>%s</code>, environment %s: <span class=\"%s\">%s</span></p>" % (
                 esc(journal.get("inventory")), esc(journal.get("environment")), esc(journal["status"]),
                 esc(journal["status"])),
             drill_svg(journal["scenarios"]),
-            _html_table(heads, [[r[k] for k in ("scenario", "detected_as", "p_level", "detect_s", "rto_s", "rpo",
-                                                "target", "result")] for r in rows],
+            _html_table(heads, [[r[k] for k in ("scenario", "effect_s", "detected_as", "p_level", "detect_s", "rto_s",
+                                                "rpo", "target", "result")] for r in rows],
                         {i: e["status"] for i, e in enumerate(journal["scenarios"])})]
     for e in journal["scenarios"]:
         body.append('<h2 id="%s">%s: <span class="%s">%s</span></h2>' % (esc(e["name"]), esc(e["name"]),
                                                                           esc(e["status"]), esc(e["status"])))
+        if e.get("effect"):
+            body.append('<p class="effect">%s</p>' % esc(effect_line(e["effect"])))
         if e.get("deviations"):
             body.append("<ul>" + "".join("<li>%s</li>" % esc(d) for d in e["deviations"]) + "</ul>")
         if e.get("steps"):

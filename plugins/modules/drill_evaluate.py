@@ -12,7 +12,7 @@ description:
     found in the database after recovery, and computes time to detect, RTO (injection to steady state),
     write downtime and RPO (acknowledged writes that are gone, and their time span).
   - Compares them with the targets of the expected P-level, lists the deviations and gives the verdict
-    (passed, failed, aborted, unavailable). Writes C(result.json) into the scenario directory.
+    (passed, failed, aborted, injection_failed, proved, unavailable). Writes C(result.json) into the scenario directory.
 version_added: "1.0.0"
 author: healthbutler.recovery
 options:
@@ -51,6 +51,17 @@ options:
     description: Row ids found in the database after recovery within the acknowledged id range; omit to skip the RPO.
     type: list
     elements: int
+  effect:
+    description:
+      - What the effect probe (M(healthbutler.recovery.drill_effect)) saw after the injection.
+      - When it did not see the fault, the verdict is C(injection_failed) and nothing else is graded.
+    type: dict
+  mode:
+    description: V(full) grades detection, recovery, RTO and RPO; V(inject_only) judges the effect, rollback and
+      steady state only (verdict C(proved)).
+    type: str
+    choices: [full, inject_only]
+    default: full
 """
 
 EXAMPLES = r"""
@@ -89,6 +100,8 @@ def main():
         "facts": {"type": "dict", "default": {}},
         "writes_log": {"type": "path"},
         "present_ids": {"type": "list", "elements": "int"},
+        "effect": {"type": "dict"},
+        "mode": {"type": "str", "choices": ["full", "inject_only"], "default": "full"},
     }, supports_check_mode=True)
     p = module.params
     writes = []
@@ -96,7 +109,8 @@ def main():
         with open(p["writes_log"], encoding="utf-8") as fh:
             writes = drill_measure.parse_writes(fh.read())
     result = drill_journal.evaluate(p["scenario"], p["marks"], p["statuses"], p["details"], p["detection"],
-                                    p["recovery"], writes, p["present_ids"], p["facts"])
+                                    p["recovery"], writes, p["present_ids"], p["facts"],
+                                    p["effect"], p["mode"])
     changed = False
     if not module.check_mode and p["scenario"].get("dir"):
         os.makedirs(p["scenario"]["dir"], exist_ok=True)

@@ -52,8 +52,13 @@ table:
   type: str
   returned: success
 status:
-  description: C(passed) when every scenario passed, else C(failed).
+  description: C(passed) when every scenario passed (or, inject-only, was proved), else C(failed).
   type: str
+  returned: success
+not_passed:
+  description: The scenarios that did not pass, each with its verdict (e.g. C(injection_failed)) and first deviation.
+  type: list
+  elements: dict
   returned: success
 html:
   description: Path of drill.html.
@@ -106,7 +111,8 @@ def main():
         with open(paths["table.txt"], "w", encoding="utf-8") as fh:
             fh.write(table + "\n")
     module.exit_json(changed=not module.check_mode, table=table, status=journal["status"],
-                     counts=journal["counts"], html=paths["drill.html"], journal=paths["journal.json"],
+                     counts=journal["counts"], not_passed=journal["not_passed"],
+                     html=paths["drill.html"], journal=paths["journal.json"],
                      markdown=paths["drill.md"])
 
 

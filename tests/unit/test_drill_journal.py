@@ -158,14 +158,82 @@ def test_unmeasured_rpo_is_a_deviation():
     assert "RPO not measured" in entry["deviations"][0]
 
 
-def test_failed_injection_is_named():
+def test_failed_injection_is_injection_failed_and_nothing_is_graded():
     run = good_run(statuses={"steady_before": "ok", "writer": "ok", "inject": "failed", "rollback": "ok"},
                    recovery={}, detection={})
     entry = drill_journal.evaluate(scenario(), run["marks"], run["statuses"], {"inject": "PM2 did not give up"},
                                    {}, {}, run["writes"], run["present_ids"])
-    assert entry["status"] == "failed"
-    assert entry["deviations"][:2] == ["inject failed: PM2 did not give up",
-                                       "steady state not reached after recovery: not probed (an earlier step failed)"]
+    assert entry["status"] == "injection_failed"
+    assert entry["deviations"] == ["injection failed: PM2 did not give up"]
+    assert entry["detection"] is None and entry["recovery"] is None and entry["rto_s"] is None
+
+
+NOT_SEEN = {"seen": False, "observation": "ROW EXCLUSIVE on health_data granted at once: nothing blocks an INSERT",
+            "bound_s": 20, "expect": "an INSERT's lock on health_data cannot be had", "after_injection_s": 21.0}
+
+
+def test_a_fault_never_seen_is_injection_failed_not_missed():
+    """Detection would have missed (nothing to see), and the recovery found nothing to do: neither is graded."""
+    run = good_run(detection={"status": "missed", "detail": "not detected after 4 diagnosis run(s)"},
+                   statuses={"steady_before": "ok", "writer": "ok", "inject": "ok", "effect": "not_seen",
+                             "rollback": "ok", "steady_after": "ok"})
+    entry = drill_journal.evaluate(scenario("lock_contention"), run["marks"], run["statuses"], {},
+                                   run["detection"], run["recovery"], run["writes"], run["present_ids"], {},
+                                   NOT_SEEN)
+    assert entry["status"] == "injection_failed"
+    assert entry["deviations"] == [
+        "the fault never took hold: an INSERT's lock on health_data cannot be had not seen within 20 s; last look: "
+        "ROW EXCLUSIVE on health_data granted at once: nothing blocks an INSERT"]
+    assert entry["detection"] is None and entry["rpo"] is None and entry["target_met"] is None
+    assert entry["effect"] == NOT_SEEN
+    book = drill_journal.journal([entry], at(-10), at(60), "sandbox", "sandbox", "/r")
+    assert book["status"] == "failed"
+    assert book["not_passed"] == [{"name": "lock_contention", "status": "injection_failed",
+                                   "why": entry["deviations"][0]}]
+    assert drill_journal.table_rows([entry])[0]["effect_s"] == "not seen"
+
+
+def test_a_failed_rollback_is_reported_with_the_injection_failure():
+    statuses = {"steady_before": "ok", "writer": "ok", "inject": "ok", "effect": "not_seen", "rollback": "failed",
+                "steady_after": "failed"}
+    entry = drill_journal.evaluate(scenario("lock_contention"), good_run()["marks"], statuses,
+                                   {"rollback": "holder still running", "steady_after": "/health 503"}, {}, {}, [],
+                                   None, {}, NOT_SEEN)
+    assert entry["status"] == "injection_failed"
+    assert entry["deviations"][1:] == ["rollback of the injection: holder still running",
+                                       "steady state not back after the rollback: /health 503"]
+
+
+def test_a_seen_fault_is_graded_and_its_effect_kept():
+    seen = {"seen": True, "observation": "GET /health: no answer", "after_injection_s": 0.8, "bound_s": 30}
+    run = good_run()
+    entry = drill_journal.evaluate(scenario(), run["marks"], dict(run["statuses"], effect="ok"), {},
+                                   run["detection"], run["recovery"], run["writes"], run["present_ids"], {}, seen)
+    assert entry["status"] == "passed" and entry["effect"]["after_injection_s"] == 0.8
+    assert drill_journal.table_rows([entry])[0]["effect_s"] == "0.8"
+
+
+@pytest.mark.parametrize("statuses, verdict", [
+    ({"steady_before": "ok", "inject": "ok", "effect": "ok", "rollback": "ok", "steady_after": "ok"}, "proved"),
+    ({"steady_before": "ok", "inject": "ok", "effect": "ok", "rollback": "ok", "steady_after": "failed"}, "failed"),
+    ({"steady_before": "ok", "inject": "ok", "effect": "ok", "rollback": "failed", "steady_after": "ok"}, "failed"),
+])
+def test_inject_only_judges_effect_rollback_and_steady_state(statuses, verdict):
+    seen = {"seen": True, "observation": "503", "after_injection_s": 1.2, "bound_s": 30}
+    entry = drill_journal.evaluate(scenario("db_down"), good_run()["marks"], statuses, {}, {}, {}, [], None, {},
+                                   seen, mode="inject_only")
+    assert entry["status"] == verdict and entry["mode"] == "inject_only"
+    assert entry["detection"] is None and entry["rto_s"] is None
+    book = drill_journal.journal([entry], at(-10), at(60), "sandbox", "sandbox", "/r")
+    assert book["status"] == ("passed" if verdict == "proved" else "failed")
+
+
+def test_every_catalogue_scenario_has_an_effect_probe():
+    for sc in drill_catalog.select():
+        assert sc["effect"]["kind"] in ("http", "sql", "pm2_log", "files_missing", "checksum"), sc["name"]
+        assert sc["effect"]["describe"], sc["name"]
+    with pytest.raises(drill_catalog.CatalogError, match="app_crash has no effect probe"):
+        drill_catalog.select(["app_crash"], {"app_crash": {"effect": {}}})
 
 
 def test_verification_must_name_the_corrupted_dump():
