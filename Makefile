@@ -40,8 +40,10 @@ lint:
 unit:
 	$(PYTEST) -q tests/unit
 
+# Integration tests run from a copy of the checkout under a mode-0700 directory (as CI may clone it), so that
+# a task run as postgres that reads the checkout fails here as it would there.
 integration:
-	$(PYTEST) -q -n $(INTEGRATION_WORKERS) --dist loadfile --durations=15 tests/integration
+	bash scripts/private-checkout.sh $(PYTEST) -q -n $(INTEGRATION_WORKERS) --dist loadfile --durations=15 tests/integration
 
 molecule:
 	molecule test --all
