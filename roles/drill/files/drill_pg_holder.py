@@ -47,7 +47,9 @@ def fill_step(args, held):
     if res.returncode != 0:
         return 0, 0
     state = json.loads(res.stdout.strip().splitlines()[-1])
-    opened = max(int(state["free"]), 0)
+    # The evicted sessions still count until their backends exit: take their slots now, before the app
+    # reconnects; a connection that finds no slot exits at once and is dropped.
+    opened = max(int(state["free"]), 0) + int(state["evicted"])
     for _ in range(opened):
         held.append(spawn(args, "SELECT 1;\n"))
     return int(state["evicted"]), opened
