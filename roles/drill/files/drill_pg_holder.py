@@ -3,8 +3,8 @@
 
 Runs psql children (application_name from PGAPPNAME) that keep their session while stdin stays open,
 until the stop file appears or --max-seconds pass. With --fill-evicting USER it takes every free
-non-reserved slot and keeps them: sessions of USER (the app) are terminated and their slots taken, so the
-app cannot connect, as long as every held session lives. Once one dies (PostgreSQL restarted by the
+non-reserved slot and keeps them: sessions of USER (the app) are terminated and their slots taken (the drill
+keeps USER from reconnecting meanwhile), so the app cannot connect, as long as every held session lives. Once one dies (PostgreSQL restarted by the
 recovery, or sessions terminated) it stops filling, so the recovery is not undone.
 Standard library and psql only.
 """
@@ -47,9 +47,8 @@ def fill_step(args, held):
     if res.returncode != 0:
         return 0, 0
     state = json.loads(res.stdout.strip().splitlines()[-1])
-    # The evicted sessions still count until their backends exit: take their slots now, before the app
-    # reconnects; a connection that finds no slot exits at once and is dropped.
-    opened = max(int(state["free"]), 0) + int(state["evicted"])
+    # Evicted sessions still count until their backends exit: their slots are taken at the next step.
+    opened = max(int(state["free"]), 0)
     for _ in range(opened):
         held.append(spawn(args, "SELECT 1;\n"))
     return int(state["evicted"]), opened
