@@ -3,9 +3,9 @@
 
 Runs psql children (application_name from PGAPPNAME) that keep their session while stdin stays open,
 until the stop file appears or --max-seconds pass. With --fill-evicting USER it takes every free
-non-reserved slot and keeps them: sessions of USER (the app) are terminated and their slots taken (the drill
-keeps USER from reconnecting meanwhile), so the app cannot connect, as long as every held session lives. Once one dies (PostgreSQL restarted by the
-recovery, or sessions terminated) it stops filling, so the recovery is not undone.
+non-reserved slot and keeps them taken: sessions of USER (the app) are terminated and their slots taken
+(the drill keeps USER from reconnecting meanwhile). Once the server drops any of its sessions (PostgreSQL
+restarted by the recovery, or the sessions terminated) it stops filling, so the recovery is not undone.
 Standard library and psql only.
 """
 
@@ -16,12 +16,14 @@ import subprocess
 import time
 
 LOCK_SQL = "BEGIN;\nLOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE;\nSELECT 'locked';\n"
-# Terminate USER's sessions, then count the normal slots free once this control session has gone (+1).
+# Terminate USER's sessions; count the normal slots free once this control session has gone (+1), the
+# holder's own sessions, and when the server started (a restart drops every session).
 FILL_SQL = ("SELECT json_build_object('evicted', (SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
             "WHERE usename = %s), 'free', current_setting('max_connections')::int "
-            "- current_setting('superuser_reserved_connections')::int - count(*) + 1) "
+            "- current_setting('superuser_reserved_connections')::int - count(*) + 1, "
+            "'ours', count(*) FILTER (WHERE application_name = current_setting('application_name') "
+            "AND pid <> pg_backend_pid()), 'started', pg_postmaster_start_time()::text) "
             "FROM pg_stat_activity WHERE backend_type = 'client backend'")
-CONNECT_GRACE_S = 2.0
 
 
 def psql_argv(args):
@@ -33,38 +35,36 @@ def spawn(args, sql):
                             stderr=subprocess.DEVNULL, text=True)
     proc.stdin.write(sql)
     proc.stdin.flush()
-    return proc, time.monotonic()
+    return proc
 
 
 def literal(text):
     return "'" + text.replace("'", "''") + "'"
 
 
-def fill_step(args, held):
-    """Evict the app's sessions and take the free slots; (evicted, opened)."""
-    res = subprocess.run(psql_argv(args) + ["-c", FILL_SQL % literal(args.fill_evicting)],
-                         capture_output=True, text=True, check=False, timeout=10)
-    if res.returncode != 0:
-        return 0, 0
-    state = json.loads(res.stdout.strip().splitlines()[-1])
-    # Evicted sessions still count until their backends exit: their slots are taken at the next step.
-    opened = max(int(state["free"]), 0)
-    for _ in range(opened):
-        held.append(spawn(args, "SELECT 1;\n"))
-    return int(state["evicted"]), opened
+class Filler:
+    """Keeps every normal slot taken while the sessions it holds live (psql does not notice a dropped
+    session while it waits on stdin, so the server says whether they live: same start time, none gone)."""
 
+    def __init__(self, args, held):
+        self.args, self.held = args, held
+        self.started, self.peak, self.active = None, 0, True
 
-def lost_a_session(held):
-    """True when a session that had connected is gone; sessions that never connected are dropped."""
-    now = time.monotonic()
-    for item in list(held):
-        proc, started = item
-        if proc.poll() is not None:
-            if now - started < CONNECT_GRACE_S:
-                held.remove(item)
-            else:
-                return True
-    return False
+    def step(self):
+        res = subprocess.run(psql_argv(self.args) + ["-c", FILL_SQL % literal(self.args.fill_evicting)],
+                             capture_output=True, text=True, check=False, timeout=10)
+        if res.returncode != 0:
+            return
+        state = json.loads(res.stdout.strip().splitlines()[-1])
+        if self.started is None:
+            self.started = state["started"]
+        if state["started"] != self.started or int(state["ours"]) < self.peak:
+            self.active = False  # the recovery dropped them: do not undo it
+            return
+        self.peak = max(self.peak, int(state["ours"]))
+        # Evicted sessions still count until their backends exit: their slots are taken at the next step.
+        for _ in range(max(int(state["free"]), 0)):
+            self.held.append(spawn(self.args, "SELECT 1;\n"))
 
 
 def main():
@@ -84,16 +84,13 @@ def main():
         held.append(spawn(args, LOCK_SQL % args.lock_table))
     for _ in range(args.connections):
         held.append(spawn(args, "SELECT 1;\n"))
-    filling = bool(args.fill_evicting)
+    filler = Filler(args, held) if args.fill_evicting else None
     deadline = time.monotonic() + args.max_seconds
     while not os.path.exists(args.stop) and time.monotonic() < deadline:
-        if filling:
-            if lost_a_session(held):
-                filling = False
-            else:
-                fill_step(args, held)
+        if filler and filler.active:
+            filler.step()
         time.sleep(0.3)
-    for proc, _started in held:
+    for proc in held:
         try:
             proc.stdin.close()
         except OSError:
