@@ -36,6 +36,7 @@ lint:
 	ruff check .
 	ansible-lint --nocolor
 	bash scripts/check-docs.sh
+	python scripts/check-become-paths.py
 
 unit:
 	$(PYTEST) -q tests/unit
