@@ -9,10 +9,11 @@ SANDBOX_STATE ?= present
 # Integration tests run in this many pytest-xdist workers, each with a sandbox of its own.
 INTEGRATION_WORKERS ?= 2
 
-.PHONY: help bootstrap sandbox sandbox-down sandbox-status test lint unit integration molecule clean
+.PHONY: help bootstrap sandbox sandbox-down sandbox-status staging staging-down staging-status test lint unit integration molecule clean
 
 help:
 	@echo "make sandbox   bring up the local sandbox staging (PostgreSQL, Redis, PM2 app)"
+	@echo "make staging   bring up the local staging fleet (5 hosts: namespaces + sshd each; make staging-down)"
 	@echo "make test      install what is missing, then lint, unit, integration, molecule"
 	@echo "make lint      ansible-lint (production profile), ruff, ansible-doc of every plugin"
 	@echo "make clean     stop the sandbox and remove generated files"
@@ -28,6 +29,20 @@ sandbox-down:
 
 sandbox-status:
 	ansible-playbook playbooks/sandbox.yml -e sandbox_state=status
+
+# The local staging fleet (docs/staging.md): five SSH hosts in their own namespaces.
+STAGING_DIR ?= $(CURDIR)/.staging
+export HB_STAGING_DIR := $(STAGING_DIR)
+STAGING_PLAY = ansible-playbook -i $(STAGING_DIR)/inventory.yml playbooks/staging.yml
+
+staging: bootstrap
+	$(STAGING_PLAY) -e staging_state=present
+
+staging-status:
+	$(STAGING_PLAY) -e staging_state=status
+
+staging-down:
+	$(STAGING_PLAY) -e staging_state=absent
 
 test: bootstrap
 	$(MAKE) --no-print-directory lint unit integration molecule
