@@ -36,6 +36,9 @@ log() { printf '%s\n' "$*"; }
 ns_of() { printf '%s-%s' "$FLEET_PREFIX" "${1#staging-}"; }
 veth_of() { local n; n=$(ns_of "$1"); printf '%s' "${n:0:15}"; }
 
+# (no `cmd | grep -q` under pipefail: grep's early exit fails the pipeline with SIGPIPE)
+ns_exists() { [[ -e /run/netns/$1 ]]; }
+
 each_host() { # callback: name octet roles
   local spec name rest octet roles
   for spec in $FLEET_HOSTS; do
@@ -118,21 +121,21 @@ net_up() {
     ip link add "$bridge" type bridge
     log "changed: bridge $bridge"
   fi
-  ip addr show dev "$bridge" | grep -q "inet $FLEET_NET.1/24" || ip addr add "$FLEET_NET.1/24" dev "$bridge"
+  [[ $(ip addr show dev "$bridge") == *"inet $FLEET_NET.1/24 "* ]] || ip addr add "$FLEET_NET.1/24" dev "$bridge"
   ip link set "$bridge" up
 }
 
 host_up() { # name octet roles
   local ns veth dir=$FLEET_STATE/hosts/$1 binds="" m target src
   ns=$(ns_of "$1"); veth=$(veth_of "$1")
-  if ! ip netns list | grep -qw "^$ns"; then ip netns add "$ns"; log "changed: netns $ns"; fi
+  if ! ns_exists "$ns"; then ip netns add "$ns"; log "changed: netns $ns"; fi
   if ! ip link show "$veth" >/dev/null 2>&1; then
     ip link add "$veth" type veth peer name eth0 netns "$ns"
     log "changed: veth $veth"
   fi
   ip link set "$veth" master "$bridge" up
   ip -n "$ns" link set lo up
-  ip -n "$ns" addr show dev eth0 | grep -q "inet $FLEET_NET.$2/24" || ip -n "$ns" addr add "$FLEET_NET.$2/24" dev eth0
+  [[ $(ip -n "$ns" addr show dev eth0) == *"inet $FLEET_NET.$2/24 "* ]] || ip -n "$ns" addr add "$FLEET_NET.$2/24" dev eth0
   ip -n "$ns" link set eth0 up
   host_dirs "$@"
   if pid=$(sshd_pid "$1"); then return 0; fi
@@ -172,7 +175,7 @@ stop_pid() { # what pid
 host_down() { # name octet roles
   local ns veth pid pids p pgdata
   ns=$(ns_of "$1"); veth=$(veth_of "$1")
-  if ip netns list | grep -qw "^$ns"; then
+  if ns_exists "$ns"; then
     # PostgreSQL first, cleanly, from inside the host (its data dir is only visible there).
     if pid=$(sshd_pid "$1"); then
       for pgdata in "$FLEET_STATE/hosts/$1/root/var-lib-postgresql"/*/main; do
@@ -198,7 +201,7 @@ host_down() { # name octet roles
 host_status() { # name octet roles
   local ns pid procs
   ns=$(ns_of "$1")
-  if ! ip netns list | grep -qw "^$ns"; then printf '%-18s %-14s absent\n' "$1" "$FLEET_NET.$2"; return; fi
+  if ! ns_exists "$ns"; then printf '%-18s %-14s absent\n' "$1" "$FLEET_NET.$2"; return; fi
   procs=$(ip netns pids "$ns" 2>/dev/null | xargs -r ps -o comm= -p | sort | uniq -c | awk '{printf "%s%s(%s)", sep, $2, $1; sep=" "}')
   if pid=$(sshd_pid "$1"); then
     if [[ ,$3, == *,app,* ]]; then
