@@ -15,7 +15,7 @@ description:
     octet (C(10.20.0.21) becomes C(<network>.21)); nothing else of the host layout changes.
   - The C(all) group's vars become O(group_vars) (the staging inventory's C(group_vars/all)
     files, merged in order) updated with the inventory's own C(all.vars) and then with
-    O(local_vars) (how the controller reaches the local fleet: key, known hosts, secrets).
+    O(local_vars) (how the controller reaches the local fleet - key, known hosts, secrets).
   - Also lists the hosts (name, address, last octet, groups) for the namespace plumbing.
   - Pure function, no I/O.
 options:

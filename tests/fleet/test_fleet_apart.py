@@ -56,15 +56,16 @@ def test_a_file_under_var_backups_on_the_db_host_is_absent_on_the_backup_host(fl
 
 def test_each_host_has_its_own_paths_and_services(fleet):
     # The data directory exists on the db host only; the app tree on the app hosts only.
-    assert fleet.ssh("staging-db-1", "sudo -n test -f /var/lib/postgresql/15/main/PG_VERSION", check=False).returncode == 0
+    pg_version = fleet.ssh("staging-db-1", "sudo -n cat /var/lib/postgresql/15/main/PG_VERSION", check=False)
+    assert pg_version.stdout.strip() == "15"
     for host in ("staging-app-1", "staging-cache-1", "staging-backup-1"):
         assert fleet.ssh(host, "test -e /var/lib/postgresql/15/main", check=False).returncode == 1, host
     assert fleet.ssh("staging-db-1", "test -e /app/.git", check=False).returncode == 1
     for host in fleet.groups["app"]:
         assert fleet.ssh(host, "git -C /app describe --tags").stdout.strip() == "v1.1.0"
     # Each PM2 knows only its own host's app.
-    pids = {host: fleet.ssh(host, "PM2_HOME=%s %s pid health-butler" % (fleet.vars["hb_pm2_home"], fleet.vars["hb_pm2_bin"]))
-            .stdout.split()[-1] for host in fleet.groups["app"]}
+    pm2 = "PM2_HOME=%s %s pid health-butler" % (fleet.vars["hb_pm2_home"], fleet.vars["hb_pm2_bin"])
+    pids = {host: fleet.ssh(host, pm2).stdout.split()[-1] for host in fleet.groups["app"]}
     assert len(set(pids.values())) == 2 and "0" not in pids.values()
 
 
