@@ -9,7 +9,7 @@ SANDBOX_STATE ?= present
 # Integration tests run in this many pytest-xdist workers, each with a sandbox of its own.
 INTEGRATION_WORKERS ?= 2
 
-.PHONY: help bootstrap sandbox sandbox-down sandbox-status staging staging-down staging-status test lint unit integration molecule clean
+.PHONY: help bootstrap sandbox sandbox-down sandbox-status staging staging-down staging-status test lint unit integration fleet-test molecule clean
 
 help:
 	@echo "make sandbox   bring up the local sandbox staging (PostgreSQL, Redis, PM2 app)"
@@ -45,7 +45,7 @@ staging-down:
 	$(STAGING_PLAY) -e staging_state=absent
 
 test: bootstrap
-	$(MAKE) --no-print-directory lint unit integration molecule
+	$(MAKE) --no-print-directory lint unit integration fleet-test molecule
 
 lint:
 	ruff check .
@@ -58,11 +58,16 @@ unit:
 integration:
 	$(PYTEST) -q -n $(INTEGRATION_WORKERS) --dist loadfile --durations=15 tests/integration
 
+# The staging fleet's tests bring the fleet up and down themselves (tests/fleet/conftest.py).
+fleet-test:
+	$(PYTEST) -q --durations=5 tests/fleet
+
 molecule:
 	molecule test --all
 
 clean:
 	-[ -e .sandbox ] && ansible-playbook playbooks/sandbox.yml -e sandbox_state=absent
+	-[ -e $(STAGING_DIR)/inventory.yml ] && $(STAGING_PLAY) -e staging_state=absent
 	rm -rf .ansible .pytest_cache .ruff_cache tests/output
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
 
