@@ -9,10 +9,11 @@ SANDBOX_STATE ?= present
 # Integration tests run in this many pytest-xdist workers, each with a sandbox of its own.
 INTEGRATION_WORKERS ?= 2
 
-.PHONY: help bootstrap sandbox sandbox-down sandbox-status test lint unit integration molecule clean
+.PHONY: help bootstrap sandbox sandbox-down sandbox-status staging staging-down staging-status test lint unit integration fleet-test molecule clean
 
 help:
 	@echo "make sandbox   bring up the local sandbox staging (PostgreSQL, Redis, PM2 app)"
+	@echo "make staging   bring up the local staging fleet (5 hosts: namespaces + sshd each; make staging-down)"
 	@echo "make test      install what is missing, then lint, unit, integration, molecule"
 	@echo "make lint      ansible-lint (production profile), ruff, ansible-doc of every plugin"
 	@echo "make clean     stop the sandbox and remove generated files"
@@ -29,8 +30,22 @@ sandbox-down:
 sandbox-status:
 	ansible-playbook playbooks/sandbox.yml -e sandbox_state=status
 
+# The local staging fleet (docs/staging.md): five SSH hosts in their own namespaces.
+STAGING_DIR ?= $(CURDIR)/.staging
+export HB_STAGING_DIR := $(STAGING_DIR)
+STAGING_PLAY = ansible-playbook -i $(STAGING_DIR)/inventory.yml playbooks/staging.yml
+
+staging: bootstrap
+	$(STAGING_PLAY) -e staging_state=present
+
+staging-status:
+	$(STAGING_PLAY) -e staging_state=status
+
+staging-down:
+	$(STAGING_PLAY) -e staging_state=absent
+
 test: bootstrap
-	$(MAKE) --no-print-directory lint unit integration molecule
+	$(MAKE) --no-print-directory lint unit integration fleet-test molecule
 
 lint:
 	ruff check .
@@ -46,11 +61,16 @@ unit:
 integration:
 	bash scripts/private-checkout.sh $(PYTEST) -q -n $(INTEGRATION_WORKERS) --dist loadfile --durations=15 tests/integration
 
+# The staging fleet's tests bring the fleet up and down themselves (tests/fleet/conftest.py).
+fleet-test:
+	$(PYTEST) -q --durations=5 tests/fleet
+
 molecule:
 	molecule test --all
 
 clean:
 	-[ -e .sandbox ] && ansible-playbook playbooks/sandbox.yml -e sandbox_state=absent
+	-[ -e $(STAGING_DIR)/inventory.yml ] && $(STAGING_PLAY) -e staging_state=absent
 	rm -rf .ansible .pytest_cache .ruff_cache tests/output
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
 

@@ -1,0 +1,52 @@
+"""A production inventory of separate hosts still refuses destructive runs without confirm=<db host>."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import yaml
+from fleet_helpers import STAGING_DIR, run_playbook
+
+# The runbook's production layout (inventories/production: one app host), on the fleet's hosts.
+PRODUCTION = {"production-app-1": ("app", "staging-app-1"), "production-db-1": ("db", "staging-db-1"),
+              "production-cache-1": ("cache", "staging-cache-1"), "production-backup-1": ("backup", "staging-backup-1")}
+
+
+@pytest.fixture(scope="module")
+def production(fleet):
+    """An inventory with a `production` group and hb_environment=production, whose hosts are the fleet's."""
+    children = {}
+    for name, (group, host) in PRODUCTION.items():
+        children.setdefault(group, {"hosts": {}})["hosts"][name] = {"ansible_host": fleet.address(host)}
+    inventory = {"all": {"children": {"production": {"children": children}},
+                         "vars": dict(fleet.vars, hb_environment="production")}}
+    path = os.path.join(STAGING_DIR, "production-inventory.yml")
+    with open(path, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(inventory, fh)
+    yield path
+    os.unlink(path)
+
+
+def app_state(fleet):
+    pm2 = "PM2_HOME=%s %s pid health-butler" % (fleet.vars["hb_pm2_home"], fleet.vars["hb_pm2_bin"])
+    return {"release": fleet.ssh("staging-app-1", "git -C /app describe --tags").stdout.strip(),
+            "pid": fleet.ssh("staging-app-1", pm2).stdout.split()[-1],
+            "uploads": fleet.ssh("staging-app-1", "find /app/uploads -type f | sort | xargs md5sum").stdout}
+
+
+@pytest.mark.parametrize("playbook, extravars, refusal", [
+    ("rollback.yml", {}, "rollback against production needs -e confirm=production-db-1"),
+    ("restore-files.yml", {}, "restore-files against production needs -e confirm=production-db-1"),
+    ("recover-memory.yml", {}, "Re-run with -e confirm=production-db-1"),
+    ("recover-memory.yml", {"confirm": "production-app-1"}, "Re-run with -e confirm=production-db-1"),
+])
+def test_destructive_playbook_refuses_without_confirm(fleet, production, playbook, extravars, refusal):
+    before = app_state(fleet)
+    run = run_playbook(playbook, extravars, inventory=production, envvars={"HB_STAGING_DIR": STAGING_DIR})
+    assert run.rc != 0
+    assert refusal in run.stdout, run.stdout[-3000:]
+    assert run.changed == 0
+    assert app_state(fleet) == before
+    status, _ = fleet.http("staging-app-1")
+    assert status == 200
