@@ -36,16 +36,18 @@ def app_state(fleet):
 
 
 @pytest.mark.parametrize("playbook, extravars, refusal", [
-    ("rollback.yml", {}, "rollback against production needs -e confirm=production-db-1"),
-    ("restore-files.yml", {}, "restore-files against production needs -e confirm=production-db-1"),
-    ("recover-memory.yml", {}, "Re-run with -e confirm=production-db-1"),
-    ("recover-memory.yml", {"confirm": "production-app-1"}, "Re-run with -e confirm=production-db-1"),
+    ("rollback.yml", {}, "no confirm was given. Nothing was changed."),
+    ("restore-files.yml", {}, "no confirm was given. Nothing was changed."),
+    ("recover-memory.yml", {}, "no confirm was given. Nothing was changed."),
+    ("recover-memory.yml", {"confirm": "production-app-1"}, "confirm=production-app-1 is not the db host."),
 ])
 def test_destructive_playbook_refuses_without_confirm(fleet, production, playbook, extravars, refusal):
     before = app_state(fleet)
     run = run_playbook(playbook, extravars, inventory=production, envvars={"HB_STAGING_DIR": STAGING_DIR})
     assert run.rc != 0
-    assert refusal in run.stdout, run.stdout[-3000:]
+    message = " ".join(str(r.get("msg", "")) for r in run.task_results("Refuse the production group"))
+    assert "refused: production-app-1 is in the production group" in message, run.stdout[-3000:]
+    assert refusal in message and "re-run with -e confirm=production-db-1 (the db host's inventory name)" in message
     assert run.changed == 0
     assert app_state(fleet) == before
     status, _ = fleet.http("staging-app-1")
