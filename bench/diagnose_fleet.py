@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
+
+from diagnose import timed  # bench/diagnose.py: run, time, exit with the output on failure
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGING = os.environ.get("HB_STAGING_DIR") or os.path.join(ROOT, ".staging")
@@ -28,15 +28,6 @@ SETS = [
     ("staging-app-1,staging-db-1", 2),
     ("all", 5),
 ]
-
-
-def timed(argv, env):
-    start = time.monotonic()
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, cwd=ROOT)
-    elapsed = time.monotonic() - start
-    if proc.returncode != 0:
-        sys.exit("failed (rc=%s): %s\n%s" % (proc.returncode, " ".join(argv), (proc.stdout + proc.stderr)[-2000:]))
-    return elapsed
 
 
 def main():
