@@ -21,9 +21,9 @@ PROBES = ("app", "app+uploads", "app+backups")
 
 # Effect probes (drill_effect): each scenario's fault as seen by something other than the diagnosis.
 SLOW_STATEMENTS_SQL = (
-    "SELECT json_build_object('seen', count(*) > 0, 'observation', format('%s statement(s) with pg_sleep and a mean "
-    "over 2 s in pg_stat_statements, slowest %s ms', count(*), round(max(m)::numeric))) FROM (SELECT coalesce("
-    "(to_jsonb(s) ->> 'mean_exec_time'), (to_jsonb(s) ->> 'mean_time'))::float AS m FROM pg_stat_statements s "
+    "SELECT json_build_object('seen', count(*) > 0, 'observation', format('%s pg_sleep statement(s) in "
+    "pg_stat_statements that ran over 2 s, slowest %s ms', count(*), round(max(m)::numeric))) FROM (SELECT coalesce("
+    "(to_jsonb(s) ->> 'max_exec_time'), (to_jsonb(s) ->> 'max_time'))::float AS m FROM pg_stat_statements s "
     "WHERE s.query ILIKE '%pg_sleep%') q WHERE m > 2000;")
 ROWS_GONE_SQL = (
     "SELECT json_build_object('seen', count(*) > 0 AND count(h.id) = 0, 'observation', format('%s of %s deleted "
@@ -97,7 +97,7 @@ SCENARIOS = {
         "runbook_scenario": 4, "expected_p_level": "P3",
         "recovery": {"playbook": "triage-performance.yml", "vars": {}},
         "effect": {"kind": "sql", "sql": SLOW_STATEMENTS_SQL,
-                   "describe": "pg_stat_statements records statements with a mean over 2 s"},
+                   "describe": "pg_stat_statements records statements that ran over 2 s"},
         "probe": "app",
     },
     "data_loss": {
