@@ -96,7 +96,7 @@ def impact(pairs, t):
 
 def _cause(cid, line, evidence, playbook=None, manual=None, host=None):
     fix = playbook or manual
-    return {"id": cid, "line": "%s Fix: %s." % (line.rstrip("."), fix.rstrip(".")) if fix else line,
+    return {"id": cid, "line": "%s. Fix: %s." % (line.rstrip("."), fix.rstrip(".")) if fix else line,
             "summary": line, "evidence": evidence, "playbook": playbook, "manual": manual, "host": host}
 
 
@@ -240,8 +240,14 @@ def _refuses_writes(app_host, app, pairs, t):
         what = "PostgreSQL on %s cannot write: its disk is full" % where
         manual, playbook = "free space on the data/WAL filesystem of %s (see disk_full), then retry" % where, None
     else:
-        scope = ("server-wide (default_transaction_read_only = on)" if pg.get("default_transaction_read_only") == "on"
-                 else "for the app's role or database (ALTER ROLE/DATABASE ... SET default_transaction_read_only)")
+        source = pg.get("default_transaction_read_only_source")
+        if pg.get("default_transaction_read_only") == "on" and source in ("configuration file", "command line"):
+            scope = "server-wide (default_transaction_read_only = on, from the %s)" % source
+        elif pg.get("default_transaction_read_only") == "on" and source == "database":
+            scope = "for the database (ALTER DATABASE ... SET default_transaction_read_only = on)"
+        else:
+            scope = ("for the app's role %s (ALTER ROLE ... SET default_transaction_read_only = on; the "
+                     "monitoring role's sessions are not read-only)" % db.get("user"))
         what = "PostgreSQL on %s runs the app's transactions read-only, %s" % (where, scope)
         manual = ("as a superuser: ALTER SYSTEM RESET default_transaction_read_only; SELECT pg_reload_conf(); "
                   "(or ALTER ROLE/DATABASE ... RESET default_transaction_read_only)")

@@ -40,6 +40,7 @@ SELECT json_build_object(  -- cast to jsonb at the end: one line of output (json
   'version_num', current_setting('server_version_num')::int,
   'in_recovery', pg_is_in_recovery(),
   'default_transaction_read_only', current_setting('default_transaction_read_only'),
+  'default_transaction_read_only_source', (SELECT source FROM pg_settings WHERE name = 'default_transaction_read_only'),
   'xid_age_max', (SELECT max(age(datfrozenxid)) FROM pg_database WHERE datallowconn),
   'database', current_database(),
   'max_connections', current_setting('max_connections')::int,
