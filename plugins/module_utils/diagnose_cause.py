@@ -208,7 +208,8 @@ def _credentials(app_host, app, pairs):
                       manual=manual, host=app_host)
     redis = _users(app).get("redis") or {}
     cache_host, cache = _first(pairs, "redis")
-    if redis and not redis.get("ok") and redis.get("reason") == "authentication" and (cache is None or cache.get("ping")):
+    if (redis and not redis.get("ok") and redis.get("reason") == "authentication"
+            and (cache is None or cache.get("ping"))):
         line = ("The app's Redis password is refused at %s from %s while Redis answers PING%s: %s" % (
             redis.get("target"), app_host, " with the inventory's password on %s" % cache_host if cache else "",
             redis.get("error", "")[:160]))

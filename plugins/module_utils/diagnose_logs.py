@@ -40,7 +40,8 @@ _STAMP = re.compile(
 # Redis: ``4242:M 01 Dec 2026 21:50:00.123 # message``
 _REDIS_STAMP = re.compile(r"^\d+:[A-Z] (?P<ts>\d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2}(?:\.\d+)?) [#*.-] ")
 # ``node:internal...:123`` / ``at Server.listen (node:net:1872:7)`` stack frames: noise, not messages.
-_STACK_FRAME = re.compile(r"^\s*at\s|^\s*\^+\s*$|^\s*$|^node:internal|^\s*\{$|^\s*\}$")
+# Node's dump of an error object (``  code: 'EADDRINUSE',``) repeats the message's facts: noise too.
+_STACK_FRAME = re.compile(r"^\s*at\s|^\s*\^+\s*$|^\s*$|^node:[\w/]+:\d+$|^\s*\{$|^\s*\}$|^\s+[a-z]\w*: ")
 
 
 def split_stamp(line):
@@ -75,7 +76,7 @@ def summarize(lines, max_distinct=10, max_len=300, extra_secrets=()):
     order = 0
     for raw in lines or ():
         stamp, message = split_stamp(str(raw))
-        if _STACK_FRAME.search(message):
+        if _STACK_FRAME.search(message) or _STACK_FRAME.search(str(raw)):
             continue
         message = redact_text(message, extra_secrets)[:max_len]
         order += 1

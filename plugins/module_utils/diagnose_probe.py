@@ -182,7 +182,7 @@ def parse_ss(text, port):
     holders = []
     for line in (text or "").splitlines():
         fields = line.split()
-        if len(fields) < 4 or not fields[3].rsplit(":", 1)[-1] == str(port):
+        if len(fields) < 4 or fields[3].rsplit(":", 1)[-1] != str(port):
             continue
         users = list(_SS_USER.finditer(line))
         if not users:

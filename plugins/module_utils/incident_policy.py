@@ -52,7 +52,7 @@ THRESHOLDS = {
     "redis_memory_percent": 90.0,      # used_memory / maxmemory
     "backup_max_age_h": 26.0,          # 备份策略: daily full backup at 03:00, plus margin
     "disk_percent": 90.0,              # 监控指标: disk use of the data, backup and app paths
-    "xid_age": 1500000000,             # age(datfrozenxid) past which wraparound is near (autovacuum_freeze_max_age x7.5)
+    "xid_age": 1500000000,             # age(datfrozenxid) past which wraparound is near (of 2^31)
 }
 
 RUNBOOK_SCENARIOS = {

@@ -118,7 +118,9 @@ options:
       - A real write on the app's path, run as the app's database user inside C(BEGIN) ... C(ROLLBACK)
         (nothing is kept; a sequence value may be used up).
     type: str
-    default: "INSERT INTO health_data (user_id, metric, value) SELECT id, 'diagnose_probe', 0 FROM users ORDER BY id LIMIT 1"
+    default: >-
+      INSERT INTO health_data (user_id, metric, value)
+      SELECT id, 'diagnose_probe', 0 FROM users ORDER BY id LIMIT 1
   app_write_probe:
     description: Run the rolled-back write; false reads only.
     type: bool

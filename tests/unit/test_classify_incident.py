@@ -145,14 +145,14 @@ CASES = [
     ("backup 26 h + 1 s", {"backups.backup.newest.age_s": 26 * 3600 + 1}, "backup_stale"),
     ("backup 26 h", {"backups.backup.newest.age_s": 26 * 3600}, None),
     # what the app's users get, probed as the app's database user from the app host
-    ("read fails: wrong password", {"app.users": {"db": {"target": "127.0.0.1:5432", "user": "hb", "key": "DATABASE_URL",
-                                                         "read": {"ok": False, "reason": "authentication",
-                                                                  "error": 'FATAL:  password authentication failed for user "hb"'},
-                                                         "write": None}}}, "users_read_failing"),
-    ("write fails: read-only", {"app.users": {"db": {"target": "127.0.0.1:5432", "user": "hb", "read": {"ok": True},
-                                                     "write": {"ok": False, "reason": "read_only",
-                                                               "error": "ERROR:  cannot execute INSERT in a read-only transaction"}}}},
-     "users_write_failing"),
+    ("read fails: wrong password", {"app.users": {"db": {
+        "target": "127.0.0.1:5432", "user": "hb", "key": "DATABASE_URL", "write": None,
+        "read": {"ok": False, "reason": "authentication",
+                 "error": 'FATAL:  password authentication failed for user "hb"'}}}}, "users_read_failing"),
+    ("write fails: read-only", {"app.users": {"db": {
+        "target": "127.0.0.1:5432", "user": "hb", "read": {"ok": True},
+        "write": {"ok": False, "reason": "read_only",
+                  "error": "ERROR:  cannot execute INSERT in a read-only transaction"}}}}, "users_write_failing"),
     ("a write waiting for a lock is no refusal", {"app.users": {"db": {"read": {"ok": True}, "write": {
         "ok": False, "reason": "lock_timeout", "error": "ERROR:  canceling statement due to lock timeout"}}}}, None),
     ("p95 over 2 s", {"app.users": {"latency": {"samples": 5, "p95_s": 2.4, "statuses": [200] * 5}}},
