@@ -90,7 +90,8 @@ def test_first_and_last_time_from_the_lines_own_stamps():
     ]
     top = logs.summarize(lines)["messages"][0]
     assert top["message"] == 'app@db FATAL:  password authentication failed for user "app"'
-    assert (top["count"], top["first"], top["last"]) == (3, "2026-12-01 21:54:44.149 UTC", "2026-12-01 21:55:58.904 UTC")
+    assert (top["count"], top["first"], top["last"]) == (
+        3, "2026-12-01 21:54:44.149 UTC", "2026-12-01 21:55:58.904 UTC")
     assert top["signatures"] == ["authentication_failed"]
 
 
