@@ -106,6 +106,12 @@ def test_port_held_by_another_process(clean, run_dir):
     box = clean
     with faults.port_held(box) as holder_pid:
         c, app, _markdown, console = diagnose(box, run_dir)
+        restarts = box.pm2_process()["pm2_env"]["restart_time"]
+        refused = run_playbook("restart-app.yml")
+        assert refused.rc != 0 and "restart-app stops before changing anything" in refused.stdout, \
+            refused.stdout[-3000:]
+        assert "pid %s" % holder_pid in refused.stdout
+        assert box.pm2_process()["pm2_env"]["restart_time"] == restarts  # not restarted into the same wall
     assert c["severity"] == "P0"
     cause = c["cause"]
     assert cause["id"] == "port_held", cause
@@ -118,6 +124,7 @@ def test_port_held_by_another_process(clean, run_dir):
     messages = app["error_log"]["summary"]["messages"]
     eaddrinuse = [m for m in messages if "eaddrinuse" in m["signatures"]]
     assert eaddrinuse and eaddrinuse[0]["count"] >= 2, messages
+    assert eaddrinuse[0]["first"] and eaddrinuse[0]["last"] and eaddrinuse[0]["first"] <= eaddrinuse[0]["last"]
     assert len({m["message"] for m in messages}) == len(messages)
 
 
