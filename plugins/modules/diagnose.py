@@ -402,6 +402,10 @@ def main():
                              "(a member of pg_monitor), e.g. hb_monitor")
     if "backups" in sections and not (module.params["backup_dir"] or module.params["wal_archive_dir"]):
         module.fail_json(msg="the backups section needs backup_dir and/or wal_archive_dir")
+    for name, low, high in (("latency_samples", 1, 20), ("log_lines", 0, 10000), ("http_timeout", 1, 300)):
+        value = module.params[name]
+        if not low <= value <= high:
+            module.fail_json(msg="%s=%s is out of range: give a whole number from %s to %s" % (name, value, low, high))
     facts = gather(module, AnsibleRunner(module), sections)
     module.exit_json(changed=False, facts=facts)
 

@@ -260,3 +260,13 @@ def test_docs_table_matches_the_policy():
         rows = re.findall(r"^\| `(\w+)` \| (P\d) \| (\d) \| `([^`]+)` \|", fh.read(), re.MULTILINE)
     assert {fid: (sev, int(sc), pb) for fid, sev, sc, pb in rows} == {
         fid: (sev, sc, policy.next_playbook(fid)) for fid, (sev, sc, _o, _m) in policy.FINDINGS.items()}
+
+
+def test_docs_impact_table_matches_the_policy():
+    import os
+    import re
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "diagnose.md")
+    with open(path, encoding="utf-8") as fh:
+        rows = re.findall(r"^\| ([^|`]+?) \| (P\d) \|$", fh.read(), re.MULTILINE)
+    assert [(what, level) for what, level in rows] == [(m, p) for p, m in policy.IMPACT_LEVELS]
