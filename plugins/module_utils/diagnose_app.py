@@ -129,7 +129,7 @@ def env_keys(path):
 
 
 def collect(runner, pm2_bin, pm2_home, app_name, port=None, health_url=None, api_urls=(), http_timeout=5,
-            log_lines=100, env_file=None, proc_root="/proc", probes=None):
+            log_lines=100, env_file=None, proc_root="/proc", probes=None, ss_bin="ss"):
     """The app section. Never raises for a down component: each part reports what it saw.
 
     ``probes`` (a dict, see ``user_probes``) adds what the app's users get: the app's own database
@@ -146,7 +146,10 @@ def collect(runner, pm2_bin, pm2_home, app_name, port=None, health_url=None, api
         out["errors"].append("pm2: %s" % exc.msg)
     out["port"] = port_listening(port, proc_root) if port else None
     if out["port"] and out["port"]["listening"]:
-        out["port"].update(diagnose_probe.port_holders(runner, port, proc_root))
+        if ss_bin:
+            out["port"].update(diagnose_probe.port_holders(runner, port, proc_root, ss_bin))
+        else:
+            out["port"]["error"] = "ss not found on this host: the port's holder is unknown"
     out["health"] = http_probe(health_url, http_timeout) if health_url else None
     out["api"] = [http_probe(url, http_timeout) for url in api_urls or ()]
     err_log = (out["process"] or {}).get("pm_err_log_path") or (
@@ -172,10 +175,13 @@ def user_probes(runner, env_path, health, http_timeout=5, psql_bin="psql", redis
             values = env_file.read_env(env_path)
         except OSError as exc:
             out["error"] = "cannot read %s: %s" % (env_path, exc.strerror or exc)
-    if values.get(db_url_key):
+    missing = [name for name, path in (("psql", psql_bin), ("redis-cli", redis_cli)) if not path]
+    if missing:
+        out["error"] = "not found on this host: %s (those probes are skipped)" % ", ".join(missing)
+    if values.get(db_url_key) and psql_bin:
         out["db"] = dict(diagnose_probe.db_user_probe(runner, psql_bin, values[db_url_key], read_sql, write_sql,
                                                       write), key=db_url_key)
-    if values.get(redis_url_key):
+    if values.get(redis_url_key) and redis_cli:
         out["redis"] = dict(diagnose_probe.redis_user_probe(runner, redis_cli, values[redis_url_key]),
                             key=redis_url_key)
     if health_url and health and health.get("status"):

@@ -203,12 +203,12 @@ def process_cmdline(pid, proc_root="/proc", max_len=200):
     return redact_text(text)[:max_len] or None
 
 
-def port_holders(runner, port, proc_root="/proc"):
+def port_holders(runner, port, proc_root="/proc", ss_bin="ss"):
     """{port, holders: [{address, pid, command, cmdline}], error}: who listens on ``port`` (``ss -ltnp``).
 
     Without privileges ``ss`` shows no process for other users' sockets: pid/command are then None.
     """
-    res = runner.run(["ss", "-H", "-l", "-t", "-n", "-p", "sport = :%d" % int(port)], timeout=10)
+    res = runner.run([ss_bin, "-H", "-l", "-t", "-n", "-p", "sport = :%d" % int(port)], timeout=10)
     if res.rc != 0:
         return {"port": int(port), "holders": [], "error": "ss: rc=%s %s" % (res.rc, res.stderr.strip()[:200])}
     holders = parse_ss(res.stdout, port)

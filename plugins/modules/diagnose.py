@@ -293,6 +293,7 @@ facts:
     redis: {ok: true, ping: true, used_memory: 1048576, maxmemory: 134217728, memory_used_percent: 0.8}
 """
 
+import os
 import socket
 
 from ansible.module_utils.basic import AnsibleModule
@@ -327,14 +328,15 @@ def gather(module, runner, sections):
         pm2_bin = module.get_bin_path(p["pm2_bin"]) or p["pm2_bin"]
         probes = None
         if p["user_probes"]:
-            probes = {"psql_bin": psql.Conn(bindir=p["pg_bindir"]).binary("psql"),
-                      "redis_cli": module.get_bin_path(p["redis_cli"]) or p["redis_cli"],
+            psql_bin = psql.Conn(bindir=p["pg_bindir"]).binary("psql")
+            probes = {"psql_bin": psql_bin if os.path.isabs(psql_bin) else module.get_bin_path(psql_bin),
+                      "redis_cli": module.get_bin_path(p["redis_cli"]),
                       "db_url_key": p["db_url_key"], "redis_url_key": p["redis_url_key"],
                       "read_sql": p["app_read_sql"], "write_sql": p["app_write_sql"], "write": p["app_write_probe"],
                       "latency_samples": p["latency_samples"], "env_backup_dir": p["env_backup_dir"]}
         facts["app"] = diagnose_app.collect(runner, pm2_bin, p["pm2_home"], p["app_name"], p["app_port"],
                                             p["health_url"], p["api_urls"], p["http_timeout"], p["log_lines"],
-                                            p["env_file"], probes=probes)
+                                            p["env_file"], probes=probes, ss_bin=module.get_bin_path("ss"))
     if "postgres" in sections:
         conn = psql.Conn(p["pg_host"], p["pg_port"], p["pg_user"], p["pg_password"], p["pg_database"],
                          p["pg_bindir"])

@@ -144,3 +144,13 @@ def test_p95_nearest_rank_and_latency_budget():
         return {"status": 200, "time_total_s": 4.0}
     out = probe.latency(slow, "http://x/health", samples=5, budget_s=10.0, first={"status": 200, "time_total_s": 4.0})
     assert out["samples"] == 3 and len(calls) == 2 and out["p95_s"] == 4.0  # stopped when 10 s were spent
+
+
+def test_missing_psql_or_redis_cli_skips_those_probes_and_says_so(fake_runner, tmp_path):
+    from ansible_collections.healthbutler.recovery.plugins.module_utils import diagnose_app
+
+    env = tmp_path / ".env"
+    env.write_text("DATABASE_URL=%s\nREDIS_URL=redis://:x@127.0.0.1:6379/0\n" % URL)
+    out = diagnose_app.user_probes(fake_runner, str(env), None, psql_bin=None, redis_cli=None)
+    assert out["db"] is None and out["redis"] is None and fake_runner.calls == []
+    assert out["error"] == "not found on this host: psql, redis-cli (those probes are skipped)"
