@@ -111,6 +111,7 @@ def test_port_held_by_another_process(clean, run_dir):
         assert refused.rc != 0 and "restart-app stops before changing anything" in refused.stdout, \
             refused.stdout[-3000:]
         assert "pid %s" % holder_pid in refused.stdout
+        assert not [s for s in secrets(box) if s in refused.stdout]
         assert box.pm2_process()["pm2_env"]["restart_time"] == restarts  # not restarted into the same wall
     assert c["severity"] == "P0"
     cause = c["cause"]
