@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 
-from ansible_collections.healthbutler.recovery.plugins.module_utils import pm2
+from ansible_collections.healthbutler.recovery.plugins.module_utils import diagnose_logs, diagnose_probe, env_file, pm2
 from ansible_collections.healthbutler.recovery.plugins.module_utils.redact import env_key_report, redact_text
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import CommandError
 
@@ -121,6 +121,7 @@ def error_log(path, lines=100, now=None):
         return out
     out["signatures"] = count_signatures(tail)
     out["lines"] = [redact_text(line)[:500] for line in tail]
+    out["summary"] = diagnose_logs.summarize(tail)
     return out
 
 
@@ -134,8 +135,13 @@ def env_keys(path):
 
 
 def collect(runner, pm2_bin, pm2_home, app_name, port=None, health_url=None, api_urls=(), http_timeout=5,
-            log_lines=100, env_file=None, proc_root="/proc"):
-    """The app section. Never raises for a down component: each part reports what it saw."""
+            log_lines=100, env_file=None, proc_root="/proc", probes=None, ss_bin="ss"):
+    """The app section. Never raises for a down component: each part reports what it saw.
+
+    ``probes`` (a dict, see ``user_probes``) adds what the app's users get: the app's own database
+    user reading and writing (rolled back), its Redis URL, p95 latency, and the ``.env`` versus the
+    newest file backup.
+    """
     out = {"ok": True, "errors": [], "process": None, "pm2": {"reachable": False}}
     try:
         processes = pm2.jlist(runner, pm2_bin, pm2_home)
@@ -145,6 +151,11 @@ def collect(runner, pm2_bin, pm2_home, app_name, port=None, health_url=None, api
         out["pm2"]["error"] = exc.msg
         out["errors"].append("pm2: %s" % exc.msg)
     out["port"] = port_listening(port, proc_root) if port else None
+    if out["port"] and out["port"]["listening"]:
+        if ss_bin:
+            out["port"].update(diagnose_probe.port_holders(runner, port, proc_root, ss_bin))
+        else:
+            out["port"]["error"] = "ss not found on this host: the port's holder is unknown"
     out["health"] = http_probe(health_url, http_timeout) if health_url else None
     out["api"] = [http_probe(url, http_timeout) for url in api_urls or ()]
     err_log = (out["process"] or {}).get("pm_err_log_path") or (
@@ -152,5 +163,36 @@ def collect(runner, pm2_bin, pm2_home, app_name, port=None, health_url=None, api
     out["error_log"] = error_log(err_log, log_lines)
     if env_file:
         out["env"] = env_keys(env_file)
+    if probes is not None:
+        out["users"] = user_probes(runner, env_file, out["health"], http_timeout, health_url=health_url, **probes)
     out["ok"] = not out["errors"]
+    return out
+
+
+def user_probes(runner, env_path, health, http_timeout=5, psql_bin="psql", redis_cli="redis-cli",
+                db_url_key="DATABASE_URL", redis_url_key="REDIS_URL", read_sql=diagnose_probe.DEFAULT_READ_SQL,
+                write_sql=diagnose_probe.DEFAULT_WRITE_SQL, write=True, latency_samples=5, env_backup_dir=None,
+                health_url=None):
+    """What the app's users get, with the app's own configuration (values of the ``.env`` stay here)."""
+    out = {"db": None, "redis": None, "latency": None, "env_backup": None}
+    values = {}
+    if env_path:
+        try:
+            values = env_file.read_env(env_path)
+        except OSError as exc:
+            out["error"] = "cannot read %s: %s" % (env_path, exc.strerror or exc)
+    missing = [name for name, path in (("psql", psql_bin), ("redis-cli", redis_cli)) if not path]
+    if missing:
+        out["error"] = "not found on this host: %s (those probes are skipped)" % ", ".join(missing)
+    if values.get(db_url_key) and psql_bin:
+        out["db"] = dict(diagnose_probe.db_user_probe(runner, psql_bin, values[db_url_key], read_sql, write_sql,
+                                                      write), key=db_url_key)
+    if values.get(redis_url_key) and redis_cli:
+        out["redis"] = dict(diagnose_probe.redis_user_probe(runner, redis_cli, values[redis_url_key]),
+                            key=redis_url_key)
+    if health_url and health and health.get("status"):
+        out["latency"] = diagnose_probe.latency(lambda u: http_probe(u, http_timeout), health_url,
+                                                latency_samples, first=health)
+    if env_path and env_backup_dir:
+        out["env_backup"] = diagnose_probe.env_vs_backup(env_path, env_backup_dir)
     return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 
+from ansible_collections.healthbutler.recovery.plugins.module_utils import diagnose_cause
 from ansible_collections.healthbutler.recovery.plugins.module_utils import incident_policy as policy
 
 SECTIONS = ("host", "app", "postgres", "redis", "backups")
@@ -105,6 +106,19 @@ def rules_app(app, t):
         if probe.get("time_total_s") is not None and probe["time_total_s"] > t["response_time_s"]:
             out.append(("app_slow_response", "%s took %.2f s (threshold %s s)" % (
                 probe.get("url"), probe["time_total_s"], t["response_time_s"]), evidence))
+    latency = (app.get("users") or {}).get("latency") or {}
+    p95 = latency.get("p95_s")
+    if (p95 is not None and p95 > t["response_time_s"] and (latency.get("samples") or 0) > 1
+            and not any(f[0] == "app_slow_response" for f in out)):
+        out.append(("app_slow_response", "p95 of %s probes of %s is %.2f s (threshold %s s)" % (
+            latency["samples"], (app.get("health") or {}).get("url"), p95, t["response_time_s"]), latency))
+    db = (app.get("users") or {}).get("db") or {}
+    for kind, fid in (("read", "users_read_failing"), ("write", "users_write_failing")):
+        part = db.get(kind)
+        if part and not part.get("ok") and part.get("reason") not in diagnose_cause.TRANSIENT:
+            out.append((fid, "the app's %s as %s at %s fails (%s): %s" % (
+                kind, db.get("user"), db.get("target"), part.get("reason"), (part.get("error") or "")[:200]),
+                {"target": db.get("target"), "user": db.get("user"), "database": db.get("database"), kind: part}))
     log = app.get("error_log") or {}
     sig = log.get("signatures") or {}
     recent = log.get("age_s") is not None and log["age_s"] <= t["recent_log_s"]
@@ -291,6 +305,14 @@ def classify(facts, elapsed_minutes=0, thresholds=None):
     order = list(policy.FINDINGS)
     findings.sort(key=lambda f: (policy.severity_rank(f["severity"]), order.index(f["id"])))
     severity = findings[0]["severity"] if findings else None
+    impact = diagnose_cause.impact(pairs, t)
+    if findings and impact["level"] and policy.severity_rank(impact["level"]) < policy.severity_rank(severity):
+        severity = impact["level"]
+    causes = diagnose_cause.causes(pairs, t) if findings else []
+    cause = causes[0] if causes else (diagnose_cause.cause_unknown(pairs, findings) if findings else None)
+    next_playbook = findings[0]["next_playbook"] if findings else None
+    if cause and cause["id"] != "unknown":
+        next_playbook = cause["playbook"]
     scenarios = []
     for f in findings:
         if f["scenario"] not in scenarios:
@@ -304,6 +326,10 @@ def classify(facts, elapsed_minutes=0, thresholds=None):
         "findings": findings,
         "targets": policy.targets(severity),
         "escalation": policy.escalation(severity, elapsed_minutes),
-        "next_playbook": findings[0]["next_playbook"] if findings else None,
+        "next_playbook": next_playbook,
+        "next_step": (cause["playbook"] or cause["manual"]) if cause and cause["id"] != "unknown" else next_playbook,
+        "impact": impact,
+        "cause": cause,
+        "causes": causes[1:],
         "thresholds": t,
     }

@@ -100,13 +100,58 @@ def disk_usage(path):
             "used_percent": round(100.0 * used / (used + free), 1) if used + free else None}
 
 
+def largest_entries(path, limit=5, max_files=20000, now=None):
+    """What fills ``path``: its biggest direct entries [{path, size_mb, newest_age_s}], biggest first.
+
+    ``newest_age_s`` is the age of the most recently written file inside an entry: a small age marks
+    what is growing now. Stops counting after ``max_files`` files (the result says ``truncated``).
+    """
+    now = now if now is not None else time.time()
+    entries, seen, truncated = [], 0, False
+    try:
+        children = list(os.scandir(path))
+    except OSError:
+        return {"entries": [], "truncated": False}
+    for child in children:
+        size, newest = 0, 0.0
+        try:
+            if child.is_file(follow_symlinks=False):
+                st = child.stat(follow_symlinks=False)
+                size, newest = st.st_size, st.st_mtime
+                seen += 1
+            elif child.is_dir(follow_symlinks=False):
+                for base, _dirs, files in os.walk(child.path):
+                    for name in files:
+                        seen += 1
+                        try:
+                            st = os.lstat(os.path.join(base, name))
+                        except OSError:
+                            continue
+                        size += st.st_size
+                        newest = max(newest, st.st_mtime)
+                    if seen > max_files:
+                        truncated = True
+                        break
+        except OSError:
+            continue
+        entries.append({"path": child.path, "size_mb": round(size / 1024.0 ** 2, 1),
+                        "newest_age_s": int(now - newest) if newest else None})
+        if truncated:
+            break
+    entries.sort(key=lambda e: -e["size_mb"])
+    return {"entries": entries[:limit], "truncated": truncated}
+
+
 def _read(path):
     with open(path, encoding="utf-8") as fh:
         return fh.read()
 
 
-def collect(runner, paths=(), top=5, cpu_sample_s=0.5, proc_root="/proc"):
-    """The host section: memory, cpu (sampled), load versus cores, disk of ``paths``, top processes."""
+def collect(runner, paths=(), top=5, cpu_sample_s=0.5, proc_root="/proc", detail_over_percent=90.0):
+    """The host section: memory, cpu (sampled), load versus cores, disk of ``paths``, top processes.
+
+    A disk fuller than ``detail_over_percent`` also gets ``largest`` (see ``largest_entries``).
+    """
     out = {"ok": True, "errors": []}
     try:
         out["memory"] = parse_meminfo(_read(os.path.join(proc_root, "meminfo")))
@@ -124,6 +169,10 @@ def collect(runner, paths=(), top=5, cpu_sample_s=0.5, proc_root="/proc"):
     except (OSError, ValueError) as exc:
         out["errors"].append("load: %s" % exc)
     out["disks"] = [disk_usage(p) for p in paths if p]
+    for disk in out["disks"]:
+        if (disk.get("used_percent") or 0) > detail_over_percent and disk.get("exists"):
+            found = largest_entries(disk["path"])
+            disk["largest"], disk["largest_truncated"] = found["entries"], found["truncated"]
     res = runner.run(["ps", "-eo", "pid=,rss=,pcpu=,comm=", "--sort=-rss"])
     if res.rc == 0:
         out["top_processes"] = parse_ps(res.stdout, top)

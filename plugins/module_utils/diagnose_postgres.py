@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.healthbutler.recovery.plugins.module_utils import psql
+from ansible_collections.healthbutler.recovery.plugins.module_utils import diagnose_logs, psql
 from ansible_collections.healthbutler.recovery.plugins.module_utils.diagnose_app import tail_lines
 from ansible_collections.healthbutler.recovery.plugins.module_utils.redact import redact_text
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import CommandError
@@ -39,6 +39,9 @@ SELECT json_build_object(  -- cast to jsonb at the end: one line of output (json
   'version', current_setting('server_version'),
   'version_num', current_setting('server_version_num')::int,
   'in_recovery', pg_is_in_recovery(),
+  'default_transaction_read_only', current_setting('default_transaction_read_only'),
+  'default_transaction_read_only_source', (SELECT source FROM pg_settings WHERE name = 'default_transaction_read_only'),
+  'xid_age_max', (SELECT max(age(datfrozenxid)) FROM pg_database WHERE datallowconn),
   'database', current_database(),
   'max_connections', current_setting('max_connections')::int,
   'superuser_reserved_connections', current_setting('superuser_reserved_connections')::int,
@@ -172,6 +175,7 @@ def server_log(path, lines):
     out["panic"] = sum(1 for line in tail if " PANIC: " in line)
     out["error"] = sum(1 for line in tail if " ERROR: " in line)
     out["lines"] = [redact_text(line)[:500] for line in tail]
+    out["summary"] = diagnose_logs.summarize(tail)
     return out
 
 

@@ -52,6 +52,7 @@ THRESHOLDS = {
     "redis_memory_percent": 90.0,      # used_memory / maxmemory
     "backup_max_age_h": 26.0,          # 备份策略: daily full backup at 03:00, plus margin
     "disk_percent": 90.0,              # 监控指标: disk use of the data, backup and app paths
+    "xid_age": 1500000000,             # age(datfrozenxid) past which wraparound is near (of 2^31)
 }
 
 RUNBOOK_SCENARIOS = {
@@ -85,6 +86,8 @@ FINDINGS = {
     "app_http_errors": ("P1", 1, None, "the health or API URLs answer 5xx"),
     "db_connections_exhausted": ("P1", 2, None, "no connection slot left for non-superusers"),
     "db_unreachable": ("P1", 2, None, "PostgreSQL is up but refuses the monitoring connection"),
+    "users_read_failing": ("P1", 2, None, "a real read as the app's database user fails, from the app host"),
+    "users_write_failing": ("P1", 2, None, "a real write as the app's database user fails (probe rolled back)"),
     "db_panic": ("P1", 2, None, "PANIC in the PostgreSQL log"),
     "app_heap_oom": ("P1", 3, None, "the app died of 'JavaScript heap out of memory'"),
     "redis_down": ("P1", 1, "playbooks/restart-app.yml", "Redis does not answer PING"),
@@ -106,6 +109,17 @@ FINDINGS = {
     "backup_missing": ("P3", 5, "playbooks/backup.yml", "no backup file found"),
     "backup_stale": ("P3", 5, "playbooks/backup.yml", "the newest backup is older than the policy allows"),
 }
+
+
+# User impact -> P-level (diagnose_cause.impact); the overall P-level is the more severe of this and the findings'.
+IMPACT_LEVELS = (
+    ("P0", "the app does not answer"),
+    ("P0", "/health is not 200 and the app's database user can neither read nor write (not merely busy)"),
+    ("P1", "every write fails as the app's database user (rolled-back probe; a lock wait is not a refusal)"),
+    ("P1", "reads fail as the app's database user"),
+    ("P1", "/health answers, but not 200"),
+    ("P3", "p95 latency of the health probes over response_time_s"),
+)
 
 
 def severity_rank(severity):

@@ -18,7 +18,13 @@ description:
   - "C(app): the PM2 process from C(pm2 jlist) (status, pid, restart_time, unstable_restarts, memory, uptime,
     exit code, Node heap statistics; never C(pm2_env) as a whole), whether I(app_port) listens, HTTP probes of
     I(health_url) and I(api_urls) with status and total time, the last I(log_lines) lines of the PM2 error log
-    with known signatures counted (redacted)."
+    with known signatures counted and a summary of distinct messages (count, first and last time; redacted),
+    and who holds I(app_port) (C(ss -ltnp): pid, command)."
+  - "C(app) with I(user_probes): what the app's users get, probed with the app's own configuration from
+    I(env_file): a real read and a real write (in a transaction that is rolled back) as the app's database
+    user (I(db_url_key)), a PING with the app's Redis URL (I(redis_url_key)), the p95 of I(latency_samples)
+    probes of I(health_url), and the C(.env) keys whose values differ from the newest file backup under
+    I(env_backup_dir) (key names and, for URLs, which part differs; never a value)."
   - "C(postgres): C(pg_isready) and a real query as the monitoring role: version, recovery state, connections by
     state versus C(max_connections) minus reserved, C(pg_stat_database) counters, C(pg_stat_archiver), the top
     statements of C(pg_stat_statements) by mean time (column names read from the view), blocking chains via
@@ -88,6 +94,45 @@ options:
     description:
       - The app's C(.env). Reported as keys, whether each is set, and values with secrets redacted
         (the runbook's C(cat .env) made safe). Omit to skip.
+    type: path
+  user_probes:
+    description:
+      - Probe what the app's users get (see the description); needs I(env_file) for the database and Redis
+        probes, I(health_url) for latency. The write is always rolled back.
+    type: bool
+    default: true
+  db_url_key:
+    description: The C(.env) key holding the app's PostgreSQL URL.
+    type: str
+    default: DATABASE_URL
+  redis_url_key:
+    description: The C(.env) key holding the app's Redis URL.
+    type: str
+    default: REDIS_URL
+  app_read_sql:
+    description: A real read on the app's path, run as the app's database user.
+    type: str
+    default: SELECT id FROM health_data ORDER BY id DESC LIMIT 1
+  app_write_sql:
+    description:
+      - A real write on the app's path, run as the app's database user inside C(BEGIN) ... C(ROLLBACK)
+        (nothing is kept; a sequence value may be used up).
+    type: str
+    default: >-
+      INSERT INTO health_data (user_id, metric, value)
+      SELECT id, 'diagnose_probe', 0 FROM users ORDER BY id LIMIT 1
+  app_write_probe:
+    description: Run the rolled-back write; false reads only.
+    type: bool
+    default: true
+  latency_samples:
+    description: Sequential probes of I(health_url) for the p95 latency (at most 10 s in all).
+    type: int
+    default: 5
+  env_backup_dir:
+    description:
+      - Root of the file backups on this host (C(<stamp>/env) in each, as the backup role writes them).
+        The live I(env_file) is compared with the newest one. Omit to skip.
     type: path
   http_timeout:
     description: Seconds to wait for each HTTP probe.
@@ -220,8 +265,11 @@ facts:
     app:
       description: >-
         pm2 (reachable), process (name, pid, status, restart_time, unstable_restarts, uptime_s, exit_code,
-        memory_bytes, heap), port (listening), health and api probes (status, time_total_s), error_log
-        (lines redacted, signatures counted, age_s), env (keys of I(env_file), set or not, values redacted).
+        memory_bytes, heap), port (listening, holders with pid, command and redacted cmdline), health and api
+        probes (status, time_total_s), error_log (lines redacted, signatures counted, summary of distinct
+        messages with count, first and last, age_s), env (keys of I(env_file), set or not, values redacted),
+        users (db read/write as the app's user with target, error and reason; redis; latency p95_s;
+        env_backup with changed keys and times).
       type: dict
       returned: when collected
     postgres:
@@ -245,6 +293,7 @@ facts:
     redis: {ok: true, ping: true, used_memory: 1048576, maxmemory: 134217728, memory_used_percent: 0.8}
 """
 
+import os
 import socket
 
 from ansible.module_utils.basic import AnsibleModule
@@ -254,6 +303,7 @@ from ansible_collections.healthbutler.recovery.plugins.module_utils import (
     diagnose_backups,
     diagnose_host,
     diagnose_postgres,
+    diagnose_probe,
     diagnose_redis,
     psql,
 )
@@ -276,9 +326,17 @@ def gather(module, runner, sections):
         facts["host"] = diagnose_host.collect(runner, p["disk_paths"], p["top_processes"])
     if "app" in sections:
         pm2_bin = module.get_bin_path(p["pm2_bin"]) or p["pm2_bin"]
+        probes = None
+        if p["user_probes"]:
+            psql_bin = psql.Conn(bindir=p["pg_bindir"]).binary("psql")
+            probes = {"psql_bin": psql_bin if os.path.isabs(psql_bin) else module.get_bin_path(psql_bin),
+                      "redis_cli": module.get_bin_path(p["redis_cli"]),
+                      "db_url_key": p["db_url_key"], "redis_url_key": p["redis_url_key"],
+                      "read_sql": p["app_read_sql"], "write_sql": p["app_write_sql"], "write": p["app_write_probe"],
+                      "latency_samples": p["latency_samples"], "env_backup_dir": p["env_backup_dir"]}
         facts["app"] = diagnose_app.collect(runner, pm2_bin, p["pm2_home"], p["app_name"], p["app_port"],
                                             p["health_url"], p["api_urls"], p["http_timeout"], p["log_lines"],
-                                            p["env_file"])
+                                            p["env_file"], probes=probes, ss_bin=module.get_bin_path("ss"))
     if "postgres" in sections:
         conn = psql.Conn(p["pg_host"], p["pg_port"], p["pg_user"], p["pg_password"], p["pg_database"],
                          p["pg_bindir"])
@@ -308,6 +366,14 @@ def main():
             health_url=dict(type="str"),
             api_urls=dict(type="list", elements="str", default=[]),
             env_file=dict(type="path"),
+            user_probes=dict(type="bool", default=True),
+            db_url_key=dict(type="str", default="DATABASE_URL", no_log=False),
+            redis_url_key=dict(type="str", default="REDIS_URL", no_log=False),
+            app_read_sql=dict(type="str", default=diagnose_probe.DEFAULT_READ_SQL),
+            app_write_sql=dict(type="str", default=diagnose_probe.DEFAULT_WRITE_SQL),
+            app_write_probe=dict(type="bool", default=True),
+            latency_samples=dict(type="int", default=5),
+            env_backup_dir=dict(type="path"),
             http_timeout=dict(type="int", default=5),
             log_lines=dict(type="int", default=100),
             pg_bindir=dict(type="path"),
@@ -338,6 +404,10 @@ def main():
                              "(a member of pg_monitor), e.g. hb_monitor")
     if "backups" in sections and not (module.params["backup_dir"] or module.params["wal_archive_dir"]):
         module.fail_json(msg="the backups section needs backup_dir and/or wal_archive_dir")
+    for name, low, high in (("latency_samples", 1, 20), ("log_lines", 0, 10000), ("http_timeout", 1, 300)):
+        value = module.params[name]
+        if not low <= value <= high:
+            module.fail_json(msg="%s=%s is out of range: give a whole number from %s to %s" % (name, value, low, high))
     facts = gather(module, AnsibleRunner(module), sections)
     module.exit_json(changed=False, facts=facts)
 

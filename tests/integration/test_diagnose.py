@@ -85,7 +85,7 @@ def test_connections_exhausted(box, run_dir):
     with faults.connections_exhausted(box) as opened:
         classification, _facts, markdown, _console = diagnose(box, run_dir)
     assert opened >= 20
-    assert_classified(classification, "P1", 2, "db_connections_exhausted")
+    assert_classified(classification, "P1", 2, "db_connections_exhausted")  # the probe's own slot: busy, not P0
     evidence = finding(classification, "db_connections_exhausted")["evidence"]
     # Either the monitoring role was refused, or it got the one slot an app connection just freed.
     assert (evidence.get("refusal") == "too_many_connections" and "connection slots" in evidence["query_error"]
@@ -110,6 +110,11 @@ def test_crash_loop(box, run_dir):
     assert_classified(classification, "P0", 1, "app_errored")
     evidence = finding(classification, "app_errored")["evidence"]
     assert evidence["exit_code"] == 1 and evidence["gave_up"] is True
+    # No known cause: said so, with the crash's own message (counted once per restart), no guess.
+    cause = classification["cause"]
+    assert cause["id"] == "unknown" and cause["line"].startswith("cause unknown: ")
+    assert "injected by the diagnose test: crash at start-up" in cause["line"], cause
+    assert classification["next_playbook"] == "playbooks/restart-app.yml"
 
 
 def test_heap_out_of_memory(box, run_dir):
@@ -136,3 +141,6 @@ def test_postgres_stopped_fails_the_play_with_fail_on(box, run_dir):
     assert "database" in finding(classification, "app_db_errors_logged")["summary"]
     assert "db_down" in markdown
     assert "P0 is at or above diagnose_fail_on=P1" in console
+    cause = classification["cause"]  # from which host to which, and the server's own silence
+    assert cause["id"] == "dependency_unreachable" and "does not answer pg_isready" in cause["line"], cause
+    assert classification["next_playbook"] == "playbooks/recover-db-connection.yml"

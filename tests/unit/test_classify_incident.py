@@ -144,6 +144,20 @@ CASES = [
     ("no backup", {"backups.backup.newest": None}, "backup_missing"),
     ("backup 26 h + 1 s", {"backups.backup.newest.age_s": 26 * 3600 + 1}, "backup_stale"),
     ("backup 26 h", {"backups.backup.newest.age_s": 26 * 3600}, None),
+    # what the app's users get, probed as the app's database user from the app host
+    ("read fails: wrong password", {"app.users": {"db": {
+        "target": "127.0.0.1:5432", "user": "hb", "key": "DATABASE_URL", "write": None,
+        "read": {"ok": False, "reason": "authentication",
+                 "error": 'FATAL:  password authentication failed for user "hb"'}}}}, "users_read_failing"),
+    ("write fails: read-only", {"app.users": {"db": {
+        "target": "127.0.0.1:5432", "user": "hb", "read": {"ok": True},
+        "write": {"ok": False, "reason": "read_only",
+                  "error": "ERROR:  cannot execute INSERT in a read-only transaction"}}}}, "users_write_failing"),
+    ("a write waiting for a lock is no refusal", {"app.users": {"db": {"read": {"ok": True}, "write": {
+        "ok": False, "reason": "lock_timeout", "error": "ERROR:  canceling statement due to lock timeout"}}}}, None),
+    ("p95 over 2 s", {"app.users": {"latency": {"samples": 5, "p95_s": 2.4, "statuses": [200] * 5}}},
+     "app_slow_response"),
+    ("p95 at 2 s", {"app.users": {"latency": {"samples": 5, "p95_s": 2.0, "statuses": [200] * 5}}}, None),
 ]
 
 
@@ -158,8 +172,11 @@ def test_rule_boundaries(case, changes, expected):
     severity, scenario, _override, _meaning = policy.FINDINGS[expected]
     assert (finding["severity"], finding["scenario"]) == (severity, scenario)
     assert finding["evidence"] and finding["summary"]
-    assert result["severity"] == min(f["severity"] for f in result["findings"])
-    assert result["next_playbook"] == result["findings"][0]["next_playbook"]
+    # The P-level is the more severe of the findings' and the user impact's (a /health 503 is at least P1).
+    assert result["severity"] == min([f["severity"] for f in result["findings"]]
+                                     + [result["impact"]["level"] or "P3"])
+    if result["cause"]["id"] == "unknown":
+        assert result["next_playbook"] == result["findings"][0]["next_playbook"]
 
 
 def test_every_rule_in_the_table_is_exercised():
@@ -243,3 +260,13 @@ def test_docs_table_matches_the_policy():
         rows = re.findall(r"^\| `(\w+)` \| (P\d) \| (\d) \| `([^`]+)` \|", fh.read(), re.MULTILINE)
     assert {fid: (sev, int(sc), pb) for fid, sev, sc, pb in rows} == {
         fid: (sev, sc, policy.next_playbook(fid)) for fid, (sev, sc, _o, _m) in policy.FINDINGS.items()}
+
+
+def test_docs_impact_table_matches_the_policy():
+    import os
+    import re
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "diagnose.md")
+    with open(path, encoding="utf-8") as fh:
+        rows = re.findall(r"^\| ([^|`]+?) \| (P\d) \|$", fh.read(), re.MULTILINE)
+    assert [(what, level) for what, level in rows] == [(m, p) for p, m in policy.IMPACT_LEVELS]

@@ -16,3 +16,17 @@ from ansible_collections.healthbutler.recovery.plugins.modules.diagnose import c
 ])
 def test_sections_by_groups_or_given(sections, groups, expected):
     assert choose_sections(sections, groups) == expected
+
+
+@pytest.mark.parametrize("name,value,valid", [
+    ("latency_samples", 0, "1 to 20"),
+    ("latency_samples", 21, "1 to 20"),
+    ("log_lines", -1, "0 to 10000"),
+    ("http_timeout", 0, "1 to 300"),
+])
+def test_out_of_range_numbers_are_named_with_what_is_valid(monkeypatch, name, value, valid):
+    from module_helpers import run_module
+
+    from ansible_collections.healthbutler.recovery.plugins.modules import diagnose
+    failed, result = run_module(diagnose, {"sections": ["host"], name: value}, monkeypatch)
+    assert failed and result["msg"] == "%s=%s is out of range: give a whole number from %s" % (name, value, valid)
