@@ -4,19 +4,21 @@
 A task with ``become_user`` (or ``become: true``, which is root on a managed host but a different user from
 the controller's) runs on the managed host, where ``role_path``, ``playbook_dir``, ``inventory_dir`` and the
 repository root are the controller's paths: under a 0700 home, or on another host, they cannot be read.
-Files go there through ``copy``/``template``/``script`` (read by the controller) instead. The sandbox role
+Files go there through ``copy``/``template``/``script`` (read by the controller) or a lookup instead. The sandbox role
 is exempt: it builds this machine's sandbox from the checkout, as root, on purpose.
 Exit 1 listing each offending task.
 """
 
 import os
+import re
 import sys
 
 import yaml
 
 CONTROLLER_PATHS = ("role_path", "playbook_dir", "inventory_dir", "hb_repo_root")
-# Modules whose file arguments the controller reads (and ships) itself.
+# Module arguments the controller reads (and ships) itself, and lookups (evaluated on the controller).
 CONTROLLER_READS = {"src"}
+LOOKUP = re.compile(r"(lookup|query|q)\([^)]*\)")
 EXEMPT = ("roles/sandbox/",)
 TASK_DIRS = ("roles", "playbooks")
 
@@ -56,6 +58,7 @@ def offences(path):
                                                              "register", "delegate_to", "vars")}
         for module_args in args.values():
             for text in strings(module_args, skip=CONTROLLER_READS):
+                text = LOOKUP.sub("", text)
                 hit = [p for p in CONTROLLER_PATHS if p in text]
                 if hit:
                     yield "%s: task %r runs as another user and uses %s" % (path, task.get("name"), ", ".join(hit))
