@@ -211,7 +211,7 @@ def plan_lines(plan, paths):
         "write recovery settings, start and replay, judge (out of recovery, log, new timeline), "
         "ALTER SYSTEM RESET the recovery settings, check archiving, start app, /health" % (
             paths["data_dir"], paths["preserved"]),
-        "preserved: the current data directory at %s (kept until cleanup-preserved.yml)" % paths["preserved"],
+        "preserved: the current data directory at %s (kept until cleanup_preserved.yml)" % paths["preserved"],
         "expected data loss: changes committed after %s up to now (%s) are not in the restored database"
         % (plan["expected_loss"]["from"], plan["expected_loss"]["to"]),
         "disk: %d MB free, %d MB needed" % (plan["disk"]["free"] // 2 ** 20, plan["disk"]["needed"] // 2 ** 20),

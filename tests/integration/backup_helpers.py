@@ -78,7 +78,7 @@ def verify_vars(tree, wal_dir, scratch=False):
 
 
 def run_verify(tree, wal_dir, scratch=False, extra=None):
-    run = run_playbook("verify-backups.yml", dict(verify_vars(tree, wal_dir, scratch), **(extra or {})))
+    run = run_playbook("verify_backups.yml", dict(verify_vars(tree, wal_dir, scratch), **(extra or {})))
     runs = sorted(glob.glob(os.path.join(tree, "reports", "2*")))
     assert runs, run.stdout[-3000:]
     with open(os.path.join(runs[-1], "report.json"), encoding="utf-8") as fh:

@@ -286,7 +286,7 @@ def test_schedules_install_the_runbook_times(sandbox, tmp_path):
                                       "backup_cron_file": cron_backup, "backup_schedule_environment": env})
     assert run.rc == 0, run.stdout[-3000:]
     runner_dir = str(tmp_path / "runner")
-    run = run_playbook("verify-backups.yml", {"backup_verify_schedule": True, "backup_verify_cron_file": cron_verify,
+    run = run_playbook("verify_backups.yml", {"backup_verify_schedule": True, "backup_verify_cron_file": cron_verify,
                                               "backup_verify_runner_dir": runner_dir,
                                               "backup_verify_schedule_environment": env})
     assert run.rc == 0, run.stdout[-3000:]
@@ -300,7 +300,7 @@ def test_schedules_install_the_runbook_times(sandbox, tmp_path):
         verify_line = [line for line in fh.read().splitlines() if line and not line.startswith("#")]
     assert len(verify_line) == 1 and verify_line[0].startswith("30 4 * * * root ")
     assert "/ansible-runner run " in verify_line[0]
-    assert "verify-backups.yml" in verify_line[0]
+    assert "verify_backups.yml" in verify_line[0]
     run = run_playbook("backup.yml", {"backup_mode": "unschedule", "backup_cron_file": cron_backup})
     assert run.rc == 0
     assert not os.path.exists(cron_backup)  # the cron module removes a file it emptied

@@ -110,7 +110,7 @@ def test_rollback_to_a_tag_whose_build_fails_rerolls(healthy):
         reset_app(box, extra_tags=(BUILD_FAILS,))
 
 
-@pytest.mark.parametrize("playbook", ["rollback.yml", "restore-files.yml"])
+@pytest.mark.parametrize("playbook", ["rollback.yml", "restore_files.yml"])
 def test_production_refused_without_confirm(playbook):
     """Against the production inventory nothing is attempted without -e confirm=<db host> (no host contacted)."""
     from harness import ROOT
