@@ -9,12 +9,13 @@ SANDBOX_STATE ?= present
 # Integration tests run in this many pytest-xdist workers, each with a sandbox of its own.
 INTEGRATION_WORKERS ?= 2
 
-.PHONY: help bootstrap sandbox sandbox-down sandbox-status test lint unit integration molecule clean
+.PHONY: help bootstrap sandbox sandbox-down sandbox-status test lint sanity unit integration molecule clean
 
 help:
 	@echo "make sandbox   bring up the local sandbox staging (PostgreSQL, Redis, PM2 app)"
 	@echo "make test      install what is missing, then lint, unit, integration, molecule"
-	@echo "make lint      ansible-lint (production profile), ruff, ansible-doc of every plugin"
+	@echo "make lint      ansible-lint (production profile), ruff, ansible-doc of every plugin, changelog lint"
+	@echo "make sanity    ansible-test sanity (offline pip recipe, scripts/sanity.sh)"
 	@echo "make clean     stop the sandbox and remove generated files"
 
 bootstrap:
@@ -36,6 +37,11 @@ lint:
 	ruff check .
 	ansible-lint --nocolor
 	bash scripts/check-docs.sh
+	antsibull-changelog lint
+
+# ansible-test sanity from a copy under .cache/ansible-test/tree/ansible_collections/healthbutler/recovery.
+sanity:
+	bash scripts/sanity.sh
 
 unit:
 	$(PYTEST) -q tests/unit

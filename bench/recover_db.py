@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark recover_db.yml against the bare commands on the sandbox (not run by the tests).
 
     HB_PORT_OFFSET=40 .venv/bin/python bench/recover_db.py            # pgbench scale 70 (~1 GB)
@@ -19,6 +18,7 @@ and prints a table with ratios. Preserved copies are removed at the end unless -
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shutil
 import subprocess
@@ -28,7 +28,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-import conftest  # noqa: E402,F401  (makes the collection importable, puts the venv on PATH)
+importlib.import_module("conftest")  # makes the collection importable, puts the venv on PATH
 import recoverdb_helpers as h  # noqa: E402
 from harness import Sandbox, resolve_site, run_playbook  # noqa: E402
 
@@ -112,7 +112,7 @@ def playbook(extravars):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--scale", type=int, default=70, help="pgbench scale (70 ≈ 1 GB)")
     parser.add_argument("--jobs", type=int, default=2, help="pg_restore -j")
     parser.add_argument("--keep", action="store_true", help="keep preserved copies and pgbench tables")

@@ -14,7 +14,8 @@ import re
 import socket
 import time
 import urllib.error
-import urllib.request
+
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import pm2
 from ansible_collections.healthbutler.recovery.plugins.module_utils.redact import env_key_report, redact_text
@@ -66,11 +67,11 @@ def http_probe(url, timeout=5, method="GET"):
     ``status`` is 0 when nothing answered. The body is kept only when it is short JSON-ish
     text (e.g. /health naming failed components), and is redacted.
     """
-    req = urllib.request.Request(url, method=method, headers={"User-Agent": "healthbutler.recovery/diagnose"})
     start = time.monotonic()
     status, body, error = 0, "", None
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - operator-given URL
+        with open_url(url, method=method, timeout=timeout,
+                      headers={"User-Agent": "healthbutler.recovery/diagnose"}) as resp:
             status, body = resp.status, resp.read(4096).decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         status = exc.code

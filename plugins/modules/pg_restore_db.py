@@ -21,7 +21,8 @@ description:
   - Any failure rolls back by itself and fails naming the step. O(state=rolled_back) undoes a completed
     restore (used when a later step such as the app health check fails).
 version_added: "1.0.0"
-author: Health Butler SRE
+author:
+  - Health Butler SRE (@healthbutler)
 options:
   state: {description: What to do., type: str, choices: [planned, restored, rolled_back], default: restored}
   dump:
@@ -33,8 +34,7 @@ options:
   strategy:
     description: C(beside) (restore next to it and swap) or C(in_place) (C(pg_restore -c) after a safety dump).
     type: str
-    choices: [beside
-    in_place]
+    choices: [beside, in_place]
     default: beside
   jobs: {description: C(pg_restore -j); 0 means the host's cores., type: int, default: 0}
   run_stamp:

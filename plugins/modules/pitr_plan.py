@@ -18,14 +18,15 @@ description:
   - A C(xid) or restore point C(name) is located in the archived WAL with C(pg_waldump) first.
   - A time without a time zone is always refused (see docs/recover-db.md).
 version_added: "1.0.0"
-author: Health Butler SRE
+author:
+  - Health Butler SRE (@healthbutler)
 options:
   target:
     description: The recovery target.
     type: dict
     required: true
     suboptions:
-      time: {description: Time with zone, e.g. C(2026-11-28T10:30:00+08:00) or C(...Z)., type: str}
+      time: {description: "Time with zone, e.g. C(2026-11-28T10:30:00+08:00) or C(...Z).", type: str}
       xid: {description: Transaction id whose commit ends the recovery., type: str}
       lsn: {description: WAL location C(X/Y)., type: str}
       name: {description: Restore point made with C(pg_create_restore_point())., type: str}

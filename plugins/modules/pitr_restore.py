@@ -25,7 +25,8 @@ description:
   - With O(state=rolled_back), puts the preserved data directory back (used when a later step,
     such as the app health check, fails).
 version_added: "1.0.0"
-author: Health Butler SRE
+author:
+  - Health Butler SRE (@healthbutler)
 options:
   state: {description: What to do., type: str, choices: [restored, rolled_back], default: restored}
   plan: {description: The C(plan) returned by M(healthbutler.recovery.pitr_plan)., type: dict, required: true}

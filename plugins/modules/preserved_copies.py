@@ -15,7 +15,8 @@ description:
     C(<db>_pre_restore_<UTC>.dump), by exact name pattern (never the live ones).
   - With O(state=absent) removes those older than O(older_than_days). Check mode removes nothing.
 version_added: "1.0.0"
-author: Health Butler SRE
+author:
+  - Health Butler SRE (@healthbutler)
 options:
   state:
     description: C(listed) reports; C(absent) removes the old ones.

@@ -51,7 +51,7 @@ def db_fingerprint(sandbox):
 
 def wait_archived(sandbox, timeout=60, segments=1):
     """Write rows and switch WAL ``segments`` times; wait until the last closed segment is archived."""
-    for _ in range(segments - 1):
+    for _unused in range(segments - 1):
         sandbox.psql("INSERT INTO health_data (user_id, metric, value) VALUES (1, 'steps', 1); "
                      "SELECT pg_switch_wal();")
     sandbox.http("/api/health-data", "POST", {"user_id": 1, "metric": "steps", "value": 1})

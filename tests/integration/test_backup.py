@@ -217,7 +217,7 @@ def fault_runs(backup_set):
         prepared[fault.__name__] = (dest, wal, fault(dest, wal))
         chown_postgres(dest)
     with ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {name: pool.submit(run_verify, dest, wal) for name, (dest, wal, _) in prepared.items()}
+        futures = {name: pool.submit(run_verify, dest, wal) for name, (dest, wal, _unused) in prepared.items()}
         results = {name: (future.result(), prepared[name][2]) for name, future in futures.items()}
     yield results
     for dest, _wal, _expected in prepared.values():
@@ -336,7 +336,7 @@ def test_offsite_over_ssh_copies_verifies_and_catches_damage(backup_set, sandbox
         with webhook_receiver() as (url, posts):
             ssh_vars = {"backup_verify_offsite": dest, "backup_verify_offsite_rsh": host["rsh"],
                         "backup_verify_webhook_url": url}
-            run, report, _ = run_verify(tree, backup_set["wal"], extra=ssh_vars)
+            run, report, _unused = run_verify(tree, backup_set["wal"], extra=ssh_vars)
             assert run.rc == 0 and statuses(report)["offsite_copy"] == "OK", run.stdout[-3000:]
             assert posts == []
 

@@ -53,7 +53,7 @@ def drilled(sandbox):
 
 
 def test_subset_drill_measures_and_prints_the_table(drilled):
-    run, run_dir, _, by_name, _ = drilled
+    run, run_dir, _journal, by_name, _healthy = drilled
     assert list(by_name) == ["app_crash", "db_down", "app_crash_loop"]
     for s in (by_name["app_crash"], by_name["db_down"]):
         assert s["steady_state_before"]["ok"] and s["steady_state_after"]["ok"], s["deviations"]
@@ -83,7 +83,7 @@ def test_subset_drill_measures_and_prints_the_table(drilled):
 
 
 def test_drill_html_renders_in_chromium(drilled, tmp_path):
-    _, run_dir, journal, _, _ = drilled
+    _run, run_dir, journal, _by_name, _healthy = drilled
     dom, console = render(os.path.join(run_dir, "drill.html"), str(tmp_path / "drill.png"))
     assert timeline_rows(dom) == [s["name"] for s in journal["scenarios"]]
     assert console == []
@@ -91,7 +91,7 @@ def test_drill_html_renders_in_chromium(drilled, tmp_path):
 
 
 def test_failed_recovery_still_rolls_back(drilled):
-    _, _, _, by_name, healthy_after = drilled
+    _run, _run_dir, _journal, by_name, healthy_after = drilled
     scenario = by_name["app_crash_loop"]
     assert scenario["status"] == "failed" and scenario["deviated"]
     assert any("recovery drill_standin_cannot_recover.yml failed (rc=2, expected success): Give up: stand-in "

@@ -28,7 +28,7 @@ def take_file_backup(box):
 
 def shas(root):
     out = {}
-    for base, _, files in os.walk(root):
+    for base, _unused, files in os.walk(root):
         for name in files:
             path = os.path.join(base, name)
             out[os.path.relpath(path, root)] = file_sha(path)

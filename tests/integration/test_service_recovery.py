@@ -28,7 +28,7 @@ def starve_the_app(box, sessions):
     """Take every free slot with leaked sessions of the app's user (kept in ``sessions``), closing the
     app's own sessions and taking their slots before it reconnects, until /health answers 503."""
     sessions += exhaust_connections(box)
-    for _ in range(5):
+    for _unused in range(5):
         box.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '%s' "
                  "AND application_name <> 'hb-test-leak'" % box["hb_db_app_user"])
         sessions += exhaust_connections(box)

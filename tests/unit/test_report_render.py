@@ -75,7 +75,7 @@ def test_chromium_renders_one_row_per_scenario_without_console_errors(journal, t
 def test_chromium_check_sees_console_errors(tmp_path):
     page = tmp_path / "bad.html"
     page.write_text("<!DOCTYPE html><html><body><script>console.error('x'); nosuch();</script></body></html>")
-    _, console = render(page, str(tmp_path / "bad.png"))
+    _unused, console = render(page, str(tmp_path / "bad.png"))
     assert len(console) == 2
 
 
@@ -145,7 +145,7 @@ def test_incident_report_reads_diagnosis_and_drill_result(tmp_path):
     _timeline(tmp_path / "detect" / "timeline.jsonl", [task("Gather", 0, 2, "ok")])
     (tmp_path / "detect" / "diagnosis.json").write_text(json.dumps({"classification": {
         "severity": "P0", "scenarios": [2], "findings": [{"title": "database unreachable",
-                                                           "evidence": "pg_isready: no response"}]}}))
+                                                          "evidence": "pg_isready: no response"}]}}))
     _timeline(tmp_path / "recover" / "timeline.jsonl", [task("Start PostgreSQL", 3, 9, "changed")])
     report = report_incident.build(report_incident.load_run(str(tmp_path)))
     assert report["overview"]["severity"] == "P0"
