@@ -133,6 +133,7 @@ def test_a_play_missing_a_required_site_variable_fails_at_the_start_naming_it(in
 
 def test_diagnose_runs_against_the_sandbox_with_the_timeline_enabled(installed, sandbox, tmp_path):
     sandbox.ensure_healthy()
+    sandbox.flush_app_logs()  # traces of faults earlier tests injected (a restore restarts PostgreSQL)
     made = ensure_backup(sandbox)
     run_dir = tmp_path / "diagnose"
     try:
@@ -154,7 +155,7 @@ def test_diagnose_runs_against_the_sandbox_with_the_timeline_enabled(installed, 
     assert any("Gather what this host can tell" in (e.get("task") or "") for e in events)
 
 
-def test_recover_db_check_from_tmp_prints_the_plan_and_changes_nothing(installed, sandbox):
+def test_recover_db_check_or_preflight_tag_from_tmp_prints_the_plan_and_changes_nothing(installed, sandbox):
     sandbox.ensure_healthy()
     dump = h.make_dump(sandbox)
     try:
@@ -162,6 +163,9 @@ def test_recover_db_check_from_tmp_prints_the_plan_and_changes_nothing(installed
                                                         "FROM pg_database"), h.data_dir_fingerprint(sandbox))
         out = installed["run"]("ansible-playbook", "-i", INVENTORY, "healthbutler.recovery.recover_db", "--check",
                                "-e", "recover_mode=dump", "-e", "dump=" + os.path.basename(dump))
+        tagged = installed["run"]("ansible-playbook", "-i", INVENTORY, "healthbutler.recovery.recover_db",
+                                  "--tags", "preflight", "-e", "recover_mode=dump",
+                                  "-e", "dump=" + os.path.basename(dump))
         after = (h.table_counts(sandbox), sandbox.psql("SELECT string_agg(datname, ',' ORDER BY datname) "
                                                        "FROM pg_database"), h.data_dir_fingerprint(sandbox))
     finally:
@@ -170,5 +174,8 @@ def test_recover_db_check_from_tmp_prints_the_plan_and_changes_nothing(installed
     assert "dump: %s" % dump in out.stdout or "dump: %s" % os.path.basename(dump) in out.stdout, out.stdout[-3000:]
     assert "strategy: beside" in out.stdout and "preserved: the current database as" in out.stdout
     assert " changed=0 " in out.stdout.split("PLAY RECAP")[-1]
+    # --tags preflight, without --check: the same plan, then the run stops before its first change.
+    assert "strategy: beside" in tagged.stdout and "Put the app in maintenance mode" not in tagged.stdout
+    assert " changed=0 " in tagged.stdout.split("PLAY RECAP")[-1]
     assert after == before
     assert not os.path.exists(sandbox["hb_app_maintenance_flag"])
