@@ -54,7 +54,7 @@ molecule:
 
 clean:
 	-[ -e .sandbox ] && ansible-playbook playbooks/sandbox.yml -e sandbox_state=absent
-	rm -rf .ansible .pytest_cache .ruff_cache tests/output
+	rm -rf .ansible .pytest_cache .ruff_cache tests/output .cache/ansible-test/tree
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
 
 # The main job: bootstrap, sandbox up, drill the whole scenario catalogue, print the table.
