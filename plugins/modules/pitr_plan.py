@@ -20,6 +20,8 @@ description:
 version_added: "1.0.0"
 author:
   - Health Butler SRE (@healthbutler)
+extends_documentation_fragment:
+  - healthbutler.recovery.postgres
 options:
   target:
     description: The recovery target.
@@ -51,10 +53,6 @@ options:
   backup_dir: {description: Backup tree (C(hb_backup_dir))., type: path, required: true}
   wal_dir: {description: WAL archive (C(hb_wal_archive_dir))., type: path, required: true}
   data_dir: {description: The live data directory., type: path, required: true}
-  pg_bindir: {description: PostgreSQL binaries., type: path, required: true}
-  pg_os_user: {description: OS user owning the cluster., type: str, default: postgres}
-  port: {description: Server port., type: int, default: 5432}
-  socket_dir: {description: Unix socket directory., type: path, required: true}
   db_name: {description: Database whose rows are counted before the run., type: str, required: true}
   run_stamp:
     description: UTC stamp (C(YYYYmmddTHHMMSSZ)) used in the names of preserved copies.
@@ -75,7 +73,7 @@ EXAMPLES = r"""
     wal_dir: /var/backups/wal
     data_dir: /var/lib/postgresql/14/main
     pg_bindir: /usr/lib/postgresql/14/bin
-    socket_dir: /var/run/postgresql
+    pg_socket_dir: /var/run/postgresql
     db_name: health_butler
     run_stamp: "20261128T103500Z"
   register: pitr
@@ -124,8 +122,8 @@ def main():
             data_dir=dict(type="path", required=True),
             pg_bindir=dict(type="path", required=True),
             pg_os_user=dict(type="str", default="postgres"),
-            port=dict(type="int", default=5432),
-            socket_dir=dict(type="path", required=True),
+            pg_port=dict(type="int", default=5432, aliases=["port"]),
+            pg_socket_dir=dict(type="path", required=True, aliases=["socket_dir"]),
             db_name=dict(type="str", required=True),
             run_stamp=dict(type="str", required=True),
             verify_backup=dict(type="bool", default=True),
@@ -184,7 +182,7 @@ def main():
     if problems:
         module.fail_json(msg="; ".join(problems), plan=plan, window=plan["window"])
 
-    server = PgServer(runner, p["pg_bindir"], p["pg_os_user"], data_dir, p["port"], p["socket_dir"])
+    server = PgServer(runner, p["pg_bindir"], p["pg_os_user"], data_dir, p["pg_port"], p["pg_socket_dir"])
     running = server.running()
     rows_before = None
     if running:
