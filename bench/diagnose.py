@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: playbooks/diagnose.yml versus the runbook's own diagnosis commands in bash.
 
     HB_PORT_OFFSET=<n> .venv/bin/python bench/diagnose.py [--runs 3]

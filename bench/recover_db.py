@@ -1,5 +1,4 @@
-#!/usr/bin/env python3
-"""Benchmark recover-db.yml against the bare commands on the sandbox (not run by the tests).
+"""Benchmark recover_db.yml against the bare commands on the sandbox (not run by the tests).
 
     HB_PORT_OFFSET=40 .venv/bin/python bench/recover_db.py            # pgbench scale 70 (~1 GB)
     HB_PORT_OFFSET=40 .venv/bin/python bench/recover_db.py --scale 5  # quick run
@@ -9,9 +8,9 @@ pg_dump -Fc and a plain base backup, writes a marker batch after a target time, 
 
   1. the runbook's manual sequence: pm2 stop; pg_restore -c; pm2 restart
   2. bare pg_restore -j JOBS into a fresh database
-  3. recover-db.yml recover_mode=dump (restore beside, validate, swap)
+  3. recover_db.yml recover_mode=dump (restore beside, validate, swap)
   4. a hand-run PITR (stop, move aside, copy base, recovery settings, start, wait) to the target time
-  5. recover-db.yml recover_mode=pitr to the same target
+  5. recover_db.yml recover_mode=pitr to the same target
 
 and prints a table with ratios. Preserved copies are removed at the end unless --keep.
 """
@@ -19,6 +18,7 @@ and prints a table with ratios. Preserved copies are removed at the end unless -
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shutil
 import subprocess
@@ -28,7 +28,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
-import conftest  # noqa: E402,F401  (makes the collection importable, puts the venv on PATH)
+importlib.import_module("conftest")  # makes the collection importable, puts the venv on PATH
 import recoverdb_helpers as h  # noqa: E402
 from harness import Sandbox, resolve_site, run_playbook  # noqa: E402
 
@@ -106,13 +106,13 @@ def manual_pitr(box, base, target_time):
 
 
 def playbook(extravars):
-    run = run_playbook("recover-db.yml", extravars)
+    run = run_playbook("recover_db.yml", extravars)
     if run.rc != 0:
-        raise SystemExit("recover-db.yml failed:\n" + run.stdout[-3000:])
+        raise SystemExit("recover_db.yml failed:\n" + run.stdout[-3000:])
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--scale", type=int, default=70, help="pgbench scale (70 ≈ 1 GB)")
     parser.add_argument("--jobs", type=int, default=2, help="pg_restore -j")
     parser.add_argument("--keep", action="store_true", help="keep preserved copies and pgbench tables")
@@ -140,13 +140,13 @@ def main():
     rows.append(("runbook: pm2 stop; pg_restore -c; pm2 restart", timed(lambda: manual_dump_restore(box, dump))))
     print("2/5 bare pg_restore ...", flush=True)
     rows.append(("bare pg_restore -j %d into a fresh database" % args.jobs, bare_restore(box, dump, args.jobs)))
-    print("3/5 recover-db.yml dump ...", flush=True)
-    rows.append(("recover-db.yml recover_mode=dump (-j %d)" % args.jobs,
+    print("3/5 recover_db.yml dump ...", flush=True)
+    rows.append(("recover_db.yml recover_mode=dump (-j %d)" % args.jobs,
                  timed(lambda: playbook({"recover_mode": "dump", "dump": dump, "jobs": args.jobs}))))
     print("4/5 hand-run PITR ...", flush=True)
     rows.append(("hand-run PITR (stop, aside, copy base, settings, replay)", manual_pitr(box, base, target)))
-    print("5/5 recover-db.yml pitr ...", flush=True)
-    rows.append(("recover-db.yml recover_mode=pitr", timed(lambda: playbook(
+    print("5/5 recover_db.yml pitr ...", flush=True)
+    rows.append(("recover_db.yml recover_mode=pitr", timed(lambda: playbook(
         {"recover_mode": "pitr", "target": {"time": target}, "backup": base}))))
 
     bare_restore_s, manual_pitr_s = rows[1][1], rows[3][1]
@@ -160,7 +160,7 @@ def main():
         print("| %-58s | %9.1f | %5.2fx %-15s |" % (what, secs, secs / ref, name))
 
     if not args.keep:
-        run_playbook("cleanup-preserved.yml", {"older_than_days": 0})
+        run_playbook("cleanup_preserved.yml", {"older_than_days": 0})
         h.as_postgres(site, [pg(site, "psql"), *sock(site), "-d", site["hb_db_name"], "-c",
                              "DROP TABLE IF EXISTS pgbench_accounts, pgbench_branches, pgbench_history, "
                              "pgbench_tellers"])

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Read throughput of backup verification against bare `sha256sum` on the same files.
 
     python bench/verify.py [--backup-dir .sandbox/backups] [--repeat 3]
@@ -12,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import importlib
 import os
 import subprocess
 import sys
@@ -19,14 +19,14 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
-import conftest  # noqa: E402,F401  (makes ansible_collections.healthbutler.recovery importable)
+importlib.import_module("conftest")  # makes ansible_collections.healthbutler.recovery importable
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import backup_catalog as bc  # noqa: E402
 
 
 def best(fn, repeat):
     times = []
-    for _ in range(repeat):
+    for _unused in range(repeat):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)

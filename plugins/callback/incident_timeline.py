@@ -203,7 +203,7 @@ class CallbackModule(CallbackBase):
         task = result._task
         host = result._host.get_name()
         end = time.time()
-        started, _ = self.running.pop((task._uuid, host), (None, None))
+        started, _unused = self.running.pop((task._uuid, host), (None, None))
         start = started or self.task_start.get(task._uuid, end)
         res = result._result if isinstance(result._result, dict) else {}
         status = task_status(kind, res, getattr(task, "ignore_errors", False))
@@ -241,7 +241,7 @@ class CallbackModule(CallbackBase):
             return
         self.finished = True
         now = time.time()
-        for (_, host), (start, task) in sorted(self.running.items(), key=lambda kv: kv[1][0]):
+        for (_unused, host), (start, task) in sorted(self.running.items(), key=lambda kv: kv[1][0]):
             self._write({"event": "task", "host": host, "task": task.get_name().strip(), "play": self.play,
                          "role": task._role.get_name() if getattr(task, "_role", None) else None,
                          "handler": type(task).__name__ == "Handler", "action": getattr(task, "action", None),

@@ -91,10 +91,10 @@ _value:
         scenario: 1
         summary: PM2 shows health-butler stopped (pid 0)
         evidence: {status: stopped, pid: 0, restart_time: 0}
-        next_playbook: playbooks/restart-app.yml
+        next_playbook: healthbutler.recovery.restart_app
     targets: {response: immediately, resolution: "< 1 hour", response_minutes: 0, resolution_minutes: 60}
     escalation: {step: 1, role: on-call engineer, notify: [on-call engineer, CTO]}
-    next_playbook: playbooks/restart-app.yml
+    next_playbook: healthbutler.recovery.restart_app
 """
 
 from ansible.errors import AnsibleFilterError

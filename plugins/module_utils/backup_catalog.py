@@ -110,7 +110,7 @@ def parse_backup_label(text):
     """``backup_label`` -> dict with start_lsn, start_wal, start_time, timeline, label."""
     out = {}
     for line in text.splitlines():
-        key, _, value = line.partition(": ")
+        key, _unused, value = line.partition(": ")
         value = value.strip()
         if key == "START WAL LOCATION":
             match = re.match(r"^(\S+) \(file ([0-9A-F]{24})\)", value)
@@ -130,7 +130,7 @@ def parse_backup_history(text):
     """A ``<segment>.<offset>.backup`` file: start/stop LSN and times of one base backup."""
     out = parse_backup_label(text)
     for line in text.splitlines():
-        key, _, value = line.partition(": ")
+        key, _unused, value = line.partition(": ")
         if key == "STOP WAL LOCATION":
             match = re.match(r"^(\S+) \(file ([0-9A-F]{24})\)", value.strip())
             if match:

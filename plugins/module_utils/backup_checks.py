@@ -83,7 +83,7 @@ def wal_continuity_check(catalog, wal_seg_size=walnames.WAL_SEG_SIZE):
     last, missing = walnames.contiguous_from(oldest["start_wal"], available, path, last_segno, wal_seg_size)
     span = "from %s (start of base backup %s) to %s along timelines %s" % (
         oldest["start_wal"], oldest["name"], walnames.expected_segment(last_segno, path, wal_seg_size),
-        [t for t, _ in path])
+        [t for t, _unused in path])
     if missing:
         return check("wal_continuity", FAILED, "first missing segment %s; contiguous %s only up to %s" % (
             missing, span, last), first_missing=missing)
@@ -129,7 +129,7 @@ def offsite_rel_paths(catalog, window_start_ts):
             continue
         if entry["kind"] == "dump":
             rel += [os.path.relpath(p, location) for p in (entry["path"], entry["path"] + ".sha256",
-                                                            entry["path"] + ".json") if os.path.exists(p)]
+                                                           entry["path"] + ".json") if os.path.exists(p)]
             continue
         for root, _dirs, files in os.walk(entry["path"]):
             rel += [os.path.relpath(os.path.join(root, f), location) for f in files]

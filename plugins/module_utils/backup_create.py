@@ -159,7 +159,7 @@ def take_base(runner, conn, backup_dir, wal_dir=None, now=None, wal_method="none
     partial = final + ".partial"
     argv = [conn.binary("pg_basebackup"), "-D", partial, "-Fp", "-X", wal_method, "-c", "fast",
             "--manifest-checksums=SHA256", "-l", "healthbutler %s" % name, "--no-password"]
-    argv += [a for a in conn.conn_args(dbname=False)]
+    argv += list(conn.conn_args(dbname=False))
     try:
         runner.check(argv, env=conn.env(), what="pg_basebackup", timeout=6 * 3600)
     except CommandError:
@@ -275,7 +275,7 @@ def copy_offsite(runner, source, dest, subdirs=("dumps", "base", "incremental", 
     if ":" not in dest.split("/")[0]:
         os.makedirs(dest, exist_ok=True)
     argv = rsync_argv(rsync, rsh) + ["--ignore-existing", "--itemize-changes", "--exclude=*.partial",
-                                   "--relative"] + ["./" + d for d in present] + [dest.rstrip("/") + "/"]
+                                     "--relative"] + ["./" + d for d in present] + [dest.rstrip("/") + "/"]
     res = runner.check(argv, cwd=source, what="rsync to offsite")
     copied = [line[12:] for line in res.stdout.splitlines() if len(line) > 12 and line[1] == "f"]
     # Verify what this run sent; the nightly verification compares everything inside the window.

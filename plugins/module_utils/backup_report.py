@@ -43,7 +43,7 @@ def markdown(report):
     lines += ["| check | status | evidence |", "|---|---|---|"]
     for item in report["checks"]:
         lines.append("| %s | %s | %s |" % (item["name"], item["status"],
-                                            item["evidence"].replace("|", "\\|").replace("\n", " ")))
+                                           item["evidence"].replace("|", "\\|").replace("\n", " ")))
     return "\n".join(lines) + "\n"
 
 

@@ -15,7 +15,8 @@ import re
 import socket
 import time
 import urllib.error
-import urllib.request
+
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import diagnose_logs, diagnose_probe, env_file, pm2
 from ansible_collections.healthbutler.recovery.plugins.module_utils.redact import env_key_report, redact_text
@@ -72,11 +73,10 @@ def http_probe(url, timeout=5, method="GET", body=None):
     if body is not None:
         data = json.dumps(body).encode("utf-8")
         headers["Content-Type"] = "application/json"
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     start = time.monotonic()
     status, body, error = 0, "", None
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - operator-given URL
+        with open_url(url, data=data, method=method, timeout=timeout, headers=headers) as resp:
             status, body = resp.status, resp.read(4096).decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         status = exc.code

@@ -15,11 +15,11 @@ from __future__ import annotations
 TRANSIENT = ("lock_timeout", "statement_timeout", "too_many_connections")
 WRITE_REFUSALS = ("read_only", "in_recovery", "disk_full", "wraparound")
 
-PLAYBOOK_RESTORE_FILES = "playbooks/restore-files.yml"
-PLAYBOOK_ROLLBACK = "playbooks/rollback.yml"
-PLAYBOOK_RESTART_APP = "playbooks/restart-app.yml"
-PLAYBOOK_DB = "playbooks/recover-db-connection.yml"
-PLAYBOOK_RECOVER_DB = "playbooks/recover-db.yml"
+PLAYBOOK_RESTORE_FILES = "healthbutler.recovery.restore_files"
+PLAYBOOK_ROLLBACK = "healthbutler.recovery.rollback"
+PLAYBOOK_RESTART_APP = "healthbutler.recovery.restart_app"
+PLAYBOOK_DB = "healthbutler.recovery.recover_db_connection"
+PLAYBOOK_RECOVER_DB = "healthbutler.recovery.recover_db"
 
 REASON_WORDS = {
     "authentication": "authentication fails", "name_not_found": "the host name is not found",
@@ -273,7 +273,7 @@ def _disk_full(pairs, t):
                     "; largest: " + growing if growing else "")
                 return _cause("disk_full", line, disk, host=host,
                               manual="free space on that filesystem: move or delete what grows (largest first), "
-                                     "or grow the filesystem; then verify (playbooks/diagnose.yml)")
+                                     "or grow the filesystem; then verify (healthbutler.recovery.diagnose)")
     return None
 
 

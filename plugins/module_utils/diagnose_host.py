@@ -18,7 +18,7 @@ def parse_meminfo(text):
     """``/proc/meminfo`` -> {total_mb, available_mb, used_mb, used_percent, swap_used_mb}."""
     kb = {}
     for line in text.splitlines():
-        name, _, rest = line.partition(":")
+        name, _unused, rest = line.partition(":")
         fields = rest.split()
         if fields:
             try:

@@ -150,7 +150,7 @@ def judge_file_backup(entry, now_ts, max_age_seconds):
     age = now_ts - when
     if age > max_age_seconds:
         problems.append("newest is %.1f h old (limit %.1f h)" % (age / 3600.0, max_age_seconds / 3600.0))
-    files = sum(len(f) for _, _, f in os.walk(uploads)) if os.path.isdir(uploads) else 0
+    files = sum(len(f) for _root, _dirs, f in os.walk(uploads)) if os.path.isdir(uploads) else 0
     evidence = "%s: %d upload file(s), env %s" % (entry["name"], files, "present" if os.path.isfile(env) else "absent")
     if problems:
         return "FAILED", "%s; %s" % (evidence, "; ".join(problems))

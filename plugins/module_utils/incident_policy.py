@@ -63,13 +63,14 @@ RUNBOOK_SCENARIOS = {
     5: "data loss or corruption (数据丢失或损坏)",
 }
 
-# The playbook to run next, per scenario (DESIGN.md's collection map).
+# The playbook to run next, per scenario (DESIGN.md's collection map), by its FQCN:
+# `ansible-playbook healthbutler.recovery.<name>` works from the checkout and from an installed collection.
 NEXT_PLAYBOOK = {
-    1: "playbooks/restart-app.yml",
-    2: "playbooks/recover-db-connection.yml",
-    3: "playbooks/recover-memory.yml",
-    4: "playbooks/triage-performance.yml",
-    5: "playbooks/recover-db.yml",
+    1: "healthbutler.recovery.restart_app",
+    2: "healthbutler.recovery.recover_db_connection",
+    3: "healthbutler.recovery.recover_memory",
+    4: "healthbutler.recovery.triage_performance",
+    5: "healthbutler.recovery.recover_db",
 }
 
 # THE finding -> P-level table. Order matters only for ties: earlier rows are reported first.
@@ -90,7 +91,7 @@ FINDINGS = {
     "users_write_failing": ("P1", 2, None, "a real write as the app's database user fails (probe rolled back)"),
     "db_panic": ("P1", 2, None, "PANIC in the PostgreSQL log"),
     "app_heap_oom": ("P1", 3, None, "the app died of 'JavaScript heap out of memory'"),
-    "redis_down": ("P1", 1, "playbooks/restart-app.yml", "Redis does not answer PING"),
+    "redis_down": ("P1", 1, "healthbutler.recovery.restart_app", "Redis does not answer PING"),
     "db_in_recovery": ("P1", 5, None, "PostgreSQL is in recovery (read-only)"),
     "db_checksum_failures": ("P1", 5, None, "data checksum failures in pg_stat_database"),
     "db_connections_saturated": ("P2", 2, None, "connections near max_connections minus reserved"),
@@ -99,15 +100,16 @@ FINDINGS = {
     "app_heap_high": ("P2", 3, None, "Node heap close to its --max-old-space-size limit"),
     "db_locks_waiting": ("P2", 4, None, "sessions wait for locks held by another transaction"),
     "redis_rdb_save_failing": ("P2", 5, None, "Redis' last RDB save failed"),
-    "wal_archiving_failing": ("P2", 5, "playbooks/verify-backups.yml", "WAL archiving fails (pg_stat_archiver)"),
+    "wal_archiving_failing": ("P2", 5, "healthbutler.recovery.verify_backups",
+                              "WAL archiving fails (pg_stat_archiver)"),
     "disk_full": ("P2", 4, None, "a data, backup or app filesystem is nearly full"),
     "app_slow_response": ("P3", 4, None, "health/API response time above the threshold"),
     "host_cpu_high": ("P3", 4, None, "CPU use above the threshold"),
     "db_slow_statements": ("P3", 4, None, "recurring statements slower than the threshold (pg_stat_statements)"),
     "db_idle_in_transaction": ("P3", 4, None, "sessions idle in a transaction longer than the threshold"),
     "redis_memory_high": ("P3", 3, None, "Redis memory close to maxmemory"),
-    "backup_missing": ("P3", 5, "playbooks/backup.yml", "no backup file found"),
-    "backup_stale": ("P3", 5, "playbooks/backup.yml", "the newest backup is older than the policy allows"),
+    "backup_missing": ("P3", 5, "healthbutler.recovery.backup", "no backup file found"),
+    "backup_stale": ("P3", 5, "healthbutler.recovery.backup", "the newest backup is older than the policy allows"),
 }
 
 

@@ -148,7 +148,7 @@ class Cluster:
         res = self.runner.run(self.as_os_user([self.binary("pg_ctl"), "-D", self.data_dir, "status"]))
         if res.rc == 4:
             raise PgControlError("%s is not a usable data directory: %s" % (self.data_dir, res.stdout.strip()
-                                                                             or res.stderr.strip()))
+                                                                            or res.stderr.strip()))
         return res.rc == 0
 
     def accepting(self):
@@ -217,7 +217,7 @@ MASK_PASSWORD_RE = r"(password\s*)('[^']*'|\S+)"
 def masked_query(column):
     """SQL expression: the first 200 characters of a statement, with PASSWORD literals masked."""
     return "left(regexp_replace(%s, %s, %s, 'gi'), 200)" % (column, quote_literal(MASK_PASSWORD_RE),
-                                                           quote_literal(r"\1'***'"))
+                                                            quote_literal(r"\1'***'"))
 
 
 BLOCKING_SQL = """

@@ -291,7 +291,7 @@ def restore(runner, server, plan, paths, wal_dir, log_file, pg_major, extra_sett
             settings = pitr_plan.recovery_settings(target, pitr_plan.restore_command(wal_dir),
                                                    plan["recovery_timeline"], extra_settings)
             result["recovery_files"] = write_settings(runner, server, pg_major, settings)
-            result["recovery_settings"] = [k for k, _ in settings]
+            result["recovery_settings"] = [k for k, _unused in settings]
         offset, startup_offset = log_size(log_file), log_size(server.startup_log)
         with Step(steps, "start PostgreSQL and replay WAL"):
             res = server.start(wait=False)
@@ -322,7 +322,7 @@ def restore(runner, server, plan, paths, wal_dir, log_file, pg_major, extra_sett
             result["reached"] = reached
         if target["action"] == "promote":
             with Step(steps, "reset the recovery settings"):
-                names = [k for k in result["recovery_settings"]]
+                names = list(result["recovery_settings"])
                 server.query("".join("ALTER SYSTEM RESET %s;\n" % n for n in names)
                              + "SELECT to_json(pg_reload_conf())")
             with Step(steps, "check archiving on the new timeline"):

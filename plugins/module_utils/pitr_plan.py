@@ -312,7 +312,7 @@ def _target_tli(wal, target, base):
     if want == "latest":
         descendants = [t for t in timelines
                        if t == base["timeline"]
-                       or base["timeline"] in [p for p, _ in walnames.timeline_path(t, wal.get("history") or {})]]
+                       or base["timeline"] in [p for p, _unused in walnames.timeline_path(t, wal.get("history") or {})]]
         return max(descendants)
     if want != int(base["timeline"]) and str(want) not in (wal.get("history") or {}):
         raise PlanError("target.timeline %s has no history file in the WAL archive; timelines there: %s"
@@ -413,7 +413,7 @@ def build_plan(catalog, target, now, backup_name=None, resolved=None, seg_size=W
     return {
         "target": {k: v for k, v in target.items() if k not in ("time", "lsn")},
         "base_backup": {k: base.get(k) for k in ("name", "path", "stop_time", "stop_lsn", "start_lsn",
-                                                  "timeline", "start_wal", "stop_wal", "size")},
+                                                 "timeline", "start_wal", "stop_wal", "size")},
         "recovery_timeline": tli,
         "wal_reach": reach,
         "window": window(catalog, tli),

@@ -145,7 +145,7 @@ class Redis:
         source = self.rdb_path(rdb_override)
         os.makedirs(backup_dir, mode=0o700, exist_ok=True)
         dest = os.path.join(backup_dir, "redis-%s-%s.rdb" % (self.port, stamp or time.strftime("%Y%m%dT%H%M%SZ",
-                                                                                                time.gmtime())))
+                                                                                               time.gmtime())))
         shutil.copy2(source, dest)
         os.chmod(dest, 0o600)
         return {"source": source, "path": dest, "size": os.path.getsize(dest)}

@@ -205,7 +205,7 @@ def refuse_dirty(the_plan):
         raise ReleaseError(
             "the working tree of %s has %d changed file(s); commit, stash or remove them, then run "
             "again (nothing was changed): %s" % (the_plan["repo"], len(the_plan["dirty"]),
-                                                  "; ".join(the_plan["dirty_files"])),
+                                                 "; ".join(the_plan["dirty_files"])),
             dirty_files=the_plan["dirty_files"])
 
 

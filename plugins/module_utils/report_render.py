@@ -26,7 +26,7 @@ def _page(title, body, lang="en"):
 
 
 def _md_table(heads, rows):
-    out = ["| " + " | ".join(heads) + " |", "|" + "|".join("---" for _ in heads) + "|"]
+    out = ["| " + " | ".join(heads) + " |", "|" + "|".join("---" for _unused in heads) + "|"]
     out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join(out)
 
@@ -77,7 +77,7 @@ def drill_svg(entries):
     for i, entry in enumerate(entries):
         y = 10 + i * row_h
         out.append('<g class="timeline-row" data-scenario="%s" data-status="%s">' % (esc(entry["name"]),
-                                                                                  esc(entry["status"])))
+                                                                                     esc(entry["status"])))
         out.append('<text x="4" y="%d">%s</text>' % (y + 15, esc(entry["name"])))
         for start, end, phase in _phases(entry):
             out.append('<rect class="phase-%s" x="%.1f" y="%d" width="%.1f" height="18" fill="%s">'
@@ -144,7 +144,7 @@ def drill_markdown(journal):
         out.append("")
     out += ["## 演练检查清单 (drill checklist)", ""]
     out += ["- [%s] %s (%s): %s — %s" % ("x" if i["done"] else " ", i["zh"], i["en"],
-                                        "done by the drill" if i["by"] == "drill" else "manual", i["note"])
+                                         "done by the drill" if i["by"] == "drill" else "manual", i["note"])
             for i in journal["checklist"]]
     return "\n".join(out) + "\n"
 
@@ -172,7 +172,7 @@ def drill_html(journal):
                         {i: e["status"] for i, e in enumerate(journal["scenarios"])})]
     for e in journal["scenarios"]:
         body.append('<h2 id="%s">%s: <span class="%s">%s</span></h2>' % (esc(e["name"]), esc(e["name"]),
-                                                                          esc(e["status"]), esc(e["status"])))
+                                                                         esc(e["status"]), esc(e["status"])))
         if e.get("effect"):
             body.append('<p class="effect">%s</p>' % esc(effect_line(e["effect"])))
         if e.get("deviations"):

@@ -69,7 +69,7 @@ class CommandRunner:
         res = self.run(argv, env=env, data=data, cwd=cwd, timeout=timeout)
         if res.rc != 0:
             raise CommandError("%s failed (rc=%s): %s" % (what or argv[0], res.rc,
-                                                         (res.stderr or res.stdout).strip()[-2000:]),
+                                                          (res.stderr or res.stdout).strip()[-2000:]),
                                argv, res.rc, res.stdout, res.stderr)
         return res
 

@@ -8,7 +8,8 @@ DOCUMENTATION = r"""
 module: backup_catalog
 short_description: Catalogue the backups of a location and its WAL archive (read-only)
 version_added: "0.1.0"
-author: healthbutler.recovery maintainers
+author:
+  - Health Butler SRE (@healthbutler)
 description:
   - Scans a backup directory laid out by the C(healthbutler.recovery.backup) role (C(dumps/), C(base/),
     C(incremental/), C(files/)) plus legacy dumps such as C(backup_20250102.dump), and a flat WAL archive.
@@ -41,6 +42,7 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Under C(--check) the module reports what it would do and changes nothing.
 notes:
   - Supports check mode; the module never changes anything.
 """

@@ -8,7 +8,8 @@ DOCUMENTATION = r"""
 module: backup_create
 short_description: Take one backup of the policy (full dump, base backup, WAL bundle) or copy offsite
 version_added: "0.1.0"
-author: healthbutler.recovery maintainers
+author:
+  - Health Butler SRE (@healthbutler)
 description:
   - V(dump) runs C(pg_dump -Fc) into C(dumps/<db>_<stamp>.dump) through a C(.partial) name, with a
     C(sha256sum)-format sidecar and a JSON metadata file (db, server version, start/end, size, exact row
@@ -72,6 +73,7 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Under C(--check) the module reports what it would do and changes nothing.
 notes:
   - In check mode nothing is taken; the result says what would be.
 """

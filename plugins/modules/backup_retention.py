@@ -8,7 +8,8 @@ DOCUMENTATION = r"""
 module: backup_retention
 short_description: Prune backups and WAL past the retention policy, keeping everything the window needs
 version_added: "0.1.0"
-author: healthbutler.recovery maintainers
+author:
+  - Health Butler SRE (@healthbutler)
 description:
   - Plans with the backup catalogue of O(path) (and O(wal_dir)) what lies outside the retention window
     (C(now - retention_days)).
@@ -37,6 +38,7 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Under C(--check) the module reports what it would do and changes nothing.
 """
 
 EXAMPLES = r"""

@@ -8,7 +8,8 @@ DOCUMENTATION = r"""
 module: backup_verify
 short_description: Verify backups - integrity, WAL continuity, offsite copy, policy, window, test restores
 version_added: "0.1.0"
-author: healthbutler.recovery maintainers
+author:
+  - Health Butler SRE (@healthbutler)
 description:
   - Catalogues O(backup_dir) and O(wal_dir) and runs named checks, each OK, WARNING or FAILED with evidence.
   - C(dump_integrity[<name>]) compares the C(.sha256) sidecar, then reads the whole dump with
@@ -96,6 +97,7 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Under C(--check) the module reports what it would do and changes nothing.
 notes:
   - Read-only towards backups and the live server; in check mode no scratch cluster is started and no
     report written.

@@ -75,7 +75,7 @@ options:
 EXAMPLES = r"""
 - name: Recover with the scenario's playbook
   healthbutler.recovery.drill_playbook:
-    playbook: "{{ playbook_dir }}/restart-app.yml"
+    playbook: "{{ playbook_dir }}/restart_app.yml"
     inventory: "{{ ansible_inventory_sources }}"
     run_dir: /srv/runs/drill/app_crash/recover
     timeout: 600

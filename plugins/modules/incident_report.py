@@ -14,7 +14,8 @@ description:
     事故概述, 根因分析, 影响评估, 响应和恢复 (with the escalation step reached at each moment) and 改进措施
     (the 预防措施 checklist as action items). Values a run cannot know say so instead of staying empty.
 version_added: "1.0.0"
-author: healthbutler.recovery
+author:
+  - Health Butler SRE (@healthbutler)
 options:
   run_dir:
     description: The run directory of the incident (or of a drilled scenario).

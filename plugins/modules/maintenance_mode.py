@@ -36,7 +36,7 @@ options:
 notes:
   - Supports check mode and diff mode.
 author:
-  - Health Butler SRE
+  - Health Butler SRE (@healthbutler)
 """
 
 EXAMPLES = r"""

@@ -72,7 +72,7 @@ options:
 notes:
   - Supports check mode, the planned actions are reported and nothing is changed.
 author:
-  - Health Butler SRE
+  - Health Butler SRE (@healthbutler)
 """
 
 EXAMPLES = r"""

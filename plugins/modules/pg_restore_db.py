@@ -21,7 +21,10 @@ description:
   - Any failure rolls back by itself and fails naming the step. O(state=rolled_back) undoes a completed
     restore (used when a later step such as the app health check fails).
 version_added: "1.0.0"
-author: Health Butler SRE
+author:
+  - Health Butler SRE (@healthbutler)
+extends_documentation_fragment:
+  - healthbutler.recovery.postgres
 options:
   state: {description: What to do., type: str, choices: [planned, restored, rolled_back], default: restored}
   dump:
@@ -33,8 +36,7 @@ options:
   strategy:
     description: C(beside) (restore next to it and swap) or C(in_place) (C(pg_restore -c) after a safety dump).
     type: str
-    choices: [beside
-    in_place]
+    choices: [beside, in_place]
     default: beside
   jobs: {description: C(pg_restore -j); 0 means the host's cores., type: int, default: 0}
   run_stamp:
@@ -44,10 +46,6 @@ options:
   safety_dump_dir:
     description: Where O(strategy=in_place) writes its safety dump (readable and writable by O(pg_os_user)).
     type: path
-  pg_bindir: {description: PostgreSQL binaries., type: path, required: true}
-  pg_os_user: {description: OS user of the cluster (peer authentication over the socket)., type: str, default: postgres}
-  port: {description: Server port., type: int, default: 5432}
-  socket_dir: {description: Unix socket directory., type: path, required: true}
   timeout: {description: Seconds allowed for C(pg_restore)., type: int, default: 7200}
 attributes:
   check_mode: {support: full, description: Runs the pre-flight only.}
@@ -61,7 +59,7 @@ EXAMPLES = r"""
     db_name: health_butler
     run_stamp: "20261128T103500Z"
     pg_bindir: /usr/lib/postgresql/14/bin
-    socket_dir: /var/run/postgresql
+    pg_socket_dir: /var/run/postgresql
 """
 
 RETURN = r"""
@@ -124,15 +122,15 @@ def main():
             safety_dump_dir=dict(type="path"),
             pg_bindir=dict(type="path", required=True),
             pg_os_user=dict(type="str", default="postgres"),
-            port=dict(type="int", default=5432),
-            socket_dir=dict(type="path", required=True),
+            pg_port=dict(type="int", default=5432, aliases=["port"]),
+            pg_socket_dir=dict(type="path", required=True, aliases=["socket_dir"]),
             timeout=dict(type="int", default=7200),
         ),
         supports_check_mode=True,
     )
     p = module.params
     runner = AnsibleRunner(module)
-    server = PgServer(runner, p["pg_bindir"], p["pg_os_user"], None, p["port"], p["socket_dir"])
+    server = PgServer(runner, p["pg_bindir"], p["pg_os_user"], None, p["pg_port"], p["pg_socket_dir"])
     db, stamp = p["db_name"], p["run_stamp"]
     names = {"scratch": "%s_restore_%s" % (db, stamp), "preserved": "%s_pre_restore_%s" % (db, stamp),
              "failed": "%s_failed_restore_%s" % (db, stamp)}
@@ -164,7 +162,7 @@ def main():
     try:
         plan["toc_tables"] = pr.read_dump(runner, server.bin("pg_restore"), dump)
         if not pr.database_exists(server, db):
-            module.fail_json(msg="database %s does not exist on port %s" % (db, p["port"]), plan=plan)
+            module.fail_json(msg="database %s does not exist on port %s" % (db, p["pg_port"]), plan=plan)
         taken = [n for n in names.values() if pr.database_exists(server, n)]
         if taken:
             module.fail_json(msg="database(s) %s already exist; use a new run_stamp" % ", ".join(taken), plan=plan)

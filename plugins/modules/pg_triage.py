@@ -64,7 +64,7 @@ options:
 notes:
   - Supports check mode, the blockers that would be acted on are reported, nothing is sent.
 author:
-  - Health Butler SRE
+  - Health Butler SRE (@healthbutler)
 """
 
 EXAMPLES = r"""

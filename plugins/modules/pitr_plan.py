@@ -18,14 +18,17 @@ description:
   - A C(xid) or restore point C(name) is located in the archived WAL with C(pg_waldump) first.
   - A time without a time zone is always refused (see docs/recover-db.md).
 version_added: "1.0.0"
-author: Health Butler SRE
+author:
+  - Health Butler SRE (@healthbutler)
+extends_documentation_fragment:
+  - healthbutler.recovery.postgres
 options:
   target:
     description: The recovery target.
     type: dict
     required: true
     suboptions:
-      time: {description: Time with zone, e.g. C(2026-11-28T10:30:00+08:00) or C(...Z)., type: str}
+      time: {description: "Time with zone, e.g. C(2026-11-28T10:30:00+08:00) or C(...Z).", type: str}
       xid: {description: Transaction id whose commit ends the recovery., type: str}
       lsn: {description: WAL location C(X/Y)., type: str}
       name: {description: Restore point made with C(pg_create_restore_point())., type: str}
@@ -50,10 +53,6 @@ options:
   backup_dir: {description: Backup tree (C(hb_backup_dir))., type: path, required: true}
   wal_dir: {description: WAL archive (C(hb_wal_archive_dir))., type: path, required: true}
   data_dir: {description: The live data directory., type: path, required: true}
-  pg_bindir: {description: PostgreSQL binaries., type: path, required: true}
-  pg_os_user: {description: OS user owning the cluster., type: str, default: postgres}
-  port: {description: Server port., type: int, default: 5432}
-  socket_dir: {description: Unix socket directory., type: path, required: true}
   db_name: {description: Database whose rows are counted before the run., type: str, required: true}
   run_stamp:
     description: UTC stamp (C(YYYYmmddTHHMMSSZ)) used in the names of preserved copies.
@@ -74,7 +73,7 @@ EXAMPLES = r"""
     wal_dir: /var/backups/wal
     data_dir: /var/lib/postgresql/14/main
     pg_bindir: /usr/lib/postgresql/14/bin
-    socket_dir: /var/run/postgresql
+    pg_socket_dir: /var/run/postgresql
     db_name: health_butler
     run_stamp: "20261128T103500Z"
   register: pitr
@@ -123,8 +122,8 @@ def main():
             data_dir=dict(type="path", required=True),
             pg_bindir=dict(type="path", required=True),
             pg_os_user=dict(type="str", default="postgres"),
-            port=dict(type="int", default=5432),
-            socket_dir=dict(type="path", required=True),
+            pg_port=dict(type="int", default=5432, aliases=["port"]),
+            pg_socket_dir=dict(type="path", required=True, aliases=["socket_dir"]),
             db_name=dict(type="str", required=True),
             run_stamp=dict(type="str", required=True),
             verify_backup=dict(type="bool", default=True),
@@ -183,7 +182,7 @@ def main():
     if problems:
         module.fail_json(msg="; ".join(problems), plan=plan, window=plan["window"])
 
-    server = PgServer(runner, p["pg_bindir"], p["pg_os_user"], data_dir, p["port"], p["socket_dir"])
+    server = PgServer(runner, p["pg_bindir"], p["pg_os_user"], data_dir, p["pg_port"], p["pg_socket_dir"])
     running = server.running()
     rows_before = None
     if running:
@@ -211,7 +210,7 @@ def plan_lines(plan, paths):
         "write recovery settings, start and replay, judge (out of recovery, log, new timeline), "
         "ALTER SYSTEM RESET the recovery settings, check archiving, start app, /health" % (
             paths["data_dir"], paths["preserved"]),
-        "preserved: the current data directory at %s (kept until cleanup-preserved.yml)" % paths["preserved"],
+        "preserved: the current data directory at %s (kept until cleanup_preserved.yml)" % paths["preserved"],
         "expected data loss: changes committed after %s up to now (%s) are not in the restored database"
         % (plan["expected_loss"]["from"], plan["expected_loss"]["to"]),
         "disk: %d MB free, %d MB needed" % (plan["disk"]["free"] // 2 ** 20, plan["disk"]["needed"] // 2 ** 20),

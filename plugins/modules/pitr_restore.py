@@ -25,15 +25,14 @@ description:
   - With O(state=rolled_back), puts the preserved data directory back (used when a later step,
     such as the app health check, fails).
 version_added: "1.0.0"
-author: Health Butler SRE
+author:
+  - Health Butler SRE (@healthbutler)
+extends_documentation_fragment:
+  - healthbutler.recovery.postgres
 options:
   state: {description: What to do., type: str, choices: [restored, rolled_back], default: restored}
   plan: {description: The C(plan) returned by M(healthbutler.recovery.pitr_plan)., type: dict, required: true}
   wal_dir: {description: WAL archive read by C(restore_command)., type: path, required: true}
-  pg_bindir: {description: PostgreSQL binaries., type: path, required: true}
-  pg_os_user: {description: OS user owning the cluster., type: str, default: postgres}
-  port: {description: Server port., type: int, default: 5432}
-  socket_dir: {description: Unix socket directory., type: path, required: true}
   log_file:
     description: "The server's log file (C(log_directory)/C(log_filename)), read to judge the recovery."
     type: path
@@ -63,7 +62,7 @@ EXAMPLES = r"""
     plan: "{{ pitr.plan }}"
     wal_dir: /var/backups/wal
     pg_bindir: /usr/lib/postgresql/14/bin
-    socket_dir: /var/run/postgresql
+    pg_socket_dir: /var/run/postgresql
     log_file: /var/log/postgresql/postgresql.log
     startup_log: /var/log/postgresql/startup.log
     db_name: health_butler
@@ -113,8 +112,8 @@ def main():
             wal_dir=dict(type="path", required=True),
             pg_bindir=dict(type="path", required=True),
             pg_os_user=dict(type="str", default="postgres"),
-            port=dict(type="int", default=5432),
-            socket_dir=dict(type="path", required=True),
+            pg_port=dict(type="int", default=5432, aliases=["port"]),
+            pg_socket_dir=dict(type="path", required=True, aliases=["socket_dir"]),
             log_file=dict(type="path", required=True),
             startup_log=dict(type="path", required=True),
             progress_file=dict(type="path"),
@@ -129,8 +128,8 @@ def main():
     plan = p["plan"]
     paths = plan["paths"]
     runner = AnsibleRunner(module)
-    server = pitr_exec.PgServer(runner, p["pg_bindir"], p["pg_os_user"], paths["data_dir"], p["port"],
-                                p["socket_dir"], p["startup_log"])
+    server = pitr_exec.PgServer(runner, p["pg_bindir"], p["pg_os_user"], paths["data_dir"], p["pg_port"],
+                                p["pg_socket_dir"], p["startup_log"])
     if p["state"] == "rolled_back":
         import os
         if not os.path.exists(paths["preserved"]):

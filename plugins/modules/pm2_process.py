@@ -81,7 +81,7 @@ notes:
   - Supports check mode (the planned actions are reported, nothing is changed) and diff mode
     (C(node_args) and C(max_memory_restart) before and after).
 author:
-  - Health Butler SRE
+  - Health Butler SRE (@healthbutler)
 """
 
 EXAMPLES = r"""
@@ -114,8 +114,8 @@ process:
   type: dict
   contains:
     name: {description: App name., type: str}
-    pid: {description: Process id, 0 when not running., type: int}
-    status: {description: PM2 status (online, stopped, errored...)., type: str}
+    pid: {description: "Process id, 0 when not running.", type: int}
+    status: {description: "PM2 status (online, stopped, errored...).", type: str}
     restart_time: {description: Restarts counted by PM2., type: int}
     unstable_restarts: {description: Restarts PM2 judged unstable., type: int}
     memory: {description: Resident memory in bytes., type: int}

@@ -15,7 +15,10 @@ description:
     C(<db>_pre_restore_<UTC>.dump), by exact name pattern (never the live ones).
   - With O(state=absent) removes those older than O(older_than_days). Check mode removes nothing.
 version_added: "1.0.0"
-author: Health Butler SRE
+author:
+  - Health Butler SRE (@healthbutler)
+extends_documentation_fragment:
+  - healthbutler.recovery.postgres
 options:
   state:
     description: C(listed) reports; C(absent) removes the old ones.
@@ -33,10 +36,6 @@ options:
     type: list
     elements: path
     default: []
-  pg_bindir: {description: PostgreSQL binaries., type: path, required: true}
-  pg_os_user: {description: OS user of the cluster., type: str, default: postgres}
-  port: {description: Server port., type: int, default: 5432}
-  socket_dir: {description: Unix socket directory., type: path, required: true}
 attributes:
   check_mode: {support: full, description: Lists what would be removed; removes nothing.}
 """
@@ -50,7 +49,7 @@ EXAMPLES = r"""
     db_name: health_butler
     dump_dirs: [/var/backups/health_butler/dumps]
     pg_bindir: /usr/lib/postgresql/14/bin
-    socket_dir: /var/run/postgresql
+    pg_socket_dir: /var/run/postgresql
 """
 
 RETURN = r"""
@@ -88,13 +87,14 @@ def main():
             dump_dirs=dict(type="list", elements="path", default=[]),
             pg_bindir=dict(type="path", required=True),
             pg_os_user=dict(type="str", default="postgres"),
-            port=dict(type="int", default=5432),
-            socket_dir=dict(type="path", required=True),
+            pg_port=dict(type="int", default=5432, aliases=["port"]),
+            pg_socket_dir=dict(type="path", required=True, aliases=["socket_dir"]),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    server = PgServer(AnsibleRunner(module), p["pg_bindir"], p["pg_os_user"], p["data_dir"], p["port"], p["socket_dir"])
+    server = PgServer(AnsibleRunner(module), p["pg_bindir"], p["pg_os_user"], p["data_dir"], p["pg_port"],
+                      p["pg_socket_dir"])
     try:
         databases = server.query("SELECT coalesce(json_agg(datname), '[]'::json) FROM pg_database")
     except CommandError as exc:

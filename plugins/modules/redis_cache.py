@@ -68,7 +68,7 @@ options:
 notes:
   - Supports check mode, the keys that would be removed are counted, nothing is saved or removed.
 author:
-  - Health Butler SRE
+  - Health Butler SRE (@healthbutler)
 """
 
 EXAMPLES = r"""

@@ -83,7 +83,7 @@ def test_postgresql_down_on_the_db_host_is_one_p0_scenario_2(postgres_stopped, r
     assert run.rc == 0, run.stdout[-3000:]
     c = diagnosis["classification"]
     assert c["severity"] == "P0"
-    assert c["scenarios"][0] == 2 and c["next_playbook"] == "playbooks/recover-db-connection.yml"
+    assert c["scenarios"][0] == 2 and c["next_playbook"] == "healthbutler.recovery.recover_db_connection"
     p0 = [(f["id"], f["host"]) for f in c["findings"] if f["severity"] == "P0"]
     assert p0 == [("db_down", "staging-db-1")]
     # Both app hosts saw it from their side (their own /health, over the network to the db host) ...

@@ -51,7 +51,7 @@ def db_fingerprint(sandbox):
 
 def wait_archived(sandbox, timeout=60, segments=1):
     """Write rows and switch WAL ``segments`` times; wait until the last closed segment is archived."""
-    for _ in range(segments - 1):
+    for _unused in range(segments - 1):
         sandbox.psql("INSERT INTO health_data (user_id, metric, value) VALUES (1, 'steps', 1); "
                      "SELECT pg_switch_wal();")
     sandbox.http("/api/health-data", "POST", {"user_id": 1, "metric": "steps", "value": 1})
@@ -78,7 +78,7 @@ def verify_vars(tree, wal_dir, scratch=False):
 
 
 def run_verify(tree, wal_dir, scratch=False, extra=None):
-    run = run_playbook("verify-backups.yml", dict(verify_vars(tree, wal_dir, scratch), **(extra or {})))
+    run = run_playbook("verify_backups.yml", dict(verify_vars(tree, wal_dir, scratch), **(extra or {})))
     runs = sorted(glob.glob(os.path.join(tree, "reports", "2*")))
     assert runs, run.stdout[-3000:]
     with open(os.path.join(runs[-1], "report.json"), encoding="utf-8") as fh:

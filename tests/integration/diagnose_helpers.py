@@ -146,7 +146,7 @@ def lock_blocking_writes(box):
 @contextlib.contextmanager
 def slow_statement(box, seconds=2.1, times=3):
     """A statement slower than the 2 s target, run often enough to count as recurring."""
-    for _ in range(times):
+    for _unused in range(times):
         box.psql("SELECT pg_sleep(%s)" % seconds)
     try:
         yield

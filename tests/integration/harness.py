@@ -287,11 +287,10 @@ def superuser_session(box):
 def exhaust_connections(box, limit=60, name="hb-test-leak"):
     """Open app-user sessions until PostgreSQL refuses one ("too many clients"); return the open ones."""
     sessions = []
-    for _ in range(limit):
+    for _unused in range(limit):
         session = app_session(box, name)
         if not session.connect():
             session.close()
             break
         sessions.append(session)
     return sessions
-

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import yaml
 from backup_helpers import (
     backup_vars,
     chown_postgres,
@@ -216,7 +217,7 @@ def fault_runs(backup_set):
         prepared[fault.__name__] = (dest, wal, fault(dest, wal))
         chown_postgres(dest)
     with ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {name: pool.submit(run_verify, dest, wal) for name, (dest, wal, _) in prepared.items()}
+        futures = {name: pool.submit(run_verify, dest, wal) for name, (dest, wal, _unused) in prepared.items()}
         results = {name: (future.result(), prepared[name][2]) for name, future in futures.items()}
     yield results
     for dest, _wal, _expected in prepared.values():
@@ -286,7 +287,7 @@ def test_schedules_install_the_runbook_times(sandbox, tmp_path):
                                       "backup_cron_file": cron_backup, "backup_schedule_environment": env})
     assert run.rc == 0, run.stdout[-3000:]
     runner_dir = str(tmp_path / "runner")
-    run = run_playbook("verify-backups.yml", {"backup_verify_schedule": True, "backup_verify_cron_file": cron_verify,
+    run = run_playbook("verify_backups.yml", {"backup_verify_schedule": True, "backup_verify_cron_file": cron_verify,
                                               "backup_verify_runner_dir": runner_dir,
                                               "backup_verify_schedule_environment": env})
     assert run.rc == 0, run.stdout[-3000:]
@@ -294,13 +295,20 @@ def test_schedules_install_the_runbook_times(sandbox, tmp_path):
         lines = [line for line in fh.read().splitlines() if line and not line.startswith("#")]
     assert any(line.startswith("0 3 * * * root ") and "backup_mode=full" in line for line in lines), lines
     assert any(line.startswith("15 */4 * * * root ") and "backup_mode=incremental" in line for line in lines)
-    assert all("HB_PORT_OFFSET=" in line and "/ansible-playbook -i " in line and "playbooks/backup.yml" in line
-               for line in lines)
+    # By FQCN from the collection this run used: no checkout, no cd, no ansible.cfg of a project dir.
+    assert all("HB_PORT_OFFSET=" in line and "/ansible-playbook -i " in line
+               and " healthbutler.recovery.backup " in line and "ANSIBLE_COLLECTIONS_PATH=" in line
+               and "cd " not in line and "ANSIBLE_CONFIG" not in line
+               for line in lines), lines
     with open(cron_verify, encoding="utf-8") as fh:
         verify_line = [line for line in fh.read().splitlines() if line and not line.startswith("#")]
     assert len(verify_line) == 1 and verify_line[0].startswith("30 4 * * * root ")
     assert "/ansible-runner run " in verify_line[0]
-    assert "verify-backups.yml" in verify_line[0]
+    assert "-p healthbutler.recovery.verify_backups " in verify_line[0] and "--project-dir" not in verify_line[0]
+    with open(os.path.join(runner_dir, "env", "envvars"), encoding="utf-8") as fh:
+        envvars = yaml.safe_load(fh)
+    assert os.path.isdir(os.path.join(envvars["ANSIBLE_COLLECTIONS_PATH"], "ansible_collections", "healthbutler",
+                                      "recovery", "playbooks")) and "ANSIBLE_CONFIG" not in envvars
     run = run_playbook("backup.yml", {"backup_mode": "unschedule", "backup_cron_file": cron_backup})
     assert run.rc == 0
     assert not os.path.exists(cron_backup)  # the cron module removes a file it emptied
@@ -328,7 +336,7 @@ def test_offsite_over_ssh_copies_verifies_and_catches_damage(backup_set, sandbox
         with webhook_receiver() as (url, posts):
             ssh_vars = {"backup_verify_offsite": dest, "backup_verify_offsite_rsh": host["rsh"],
                         "backup_verify_webhook_url": url}
-            run, report, _ = run_verify(tree, backup_set["wal"], extra=ssh_vars)
+            run, report, _unused = run_verify(tree, backup_set["wal"], extra=ssh_vars)
             assert run.rc == 0 and statuses(report)["offsite_copy"] == "OK", run.stdout[-3000:]
             assert posts == []
 
@@ -370,7 +378,7 @@ def test_systemd_timers_are_valid_units_at_the_runbook_times(sandbox, tmp_path):
     assert sorted(set(next_elapses("healthbutler-backup-incremental.timer"))) == [
         "%02d:15:00" % h for h in (0, 4, 8, 12, 16, 20)]
     service = (unit_dir / "healthbutler-backup-incremental.service").read_text()
-    assert "backup_mode=incremental" in service and "playbooks/backup.yml" in service
+    assert "backup_mode=incremental" in service and " healthbutler.recovery.backup " in service and "cd " not in service
 
     run = run_playbook("backup.yml", dict(timer_vars, backup_mode="unschedule"))
     assert run.rc == 0, run.stdout[-3000:]

@@ -77,7 +77,7 @@ def test_slow_statement_and_lock_blocking_app_writes(box, run_dir):
     assert chain["blocker"]["pid"] == lock["blocker_pid"] and chain["blocked_pids"]
     assert "INSERT INTO health_data" in json.dumps(finding(classification, "db_locks_waiting")["evidence"])
     assert str(lock["blocker_pid"]) in markdown and "pg_sleep" in markdown
-    assert classification["next_playbook"] == "playbooks/triage-performance.yml"
+    assert classification["next_playbook"] == "healthbutler.recovery.triage_performance"
     assert lock["post"][0] == 201  # the blocked write went through once the lock was released
 
 
@@ -90,7 +90,7 @@ def test_connections_exhausted(box, run_dir):
     # Either the monitoring role was refused, or it got the one slot an app connection just freed.
     assert (evidence.get("refusal") == "too_many_connections" and "connection slots" in evidence["query_error"]
             or evidence.get("connections_used_percent", 0) >= 100), evidence
-    assert classification["next_playbook"] == "playbooks/recover-db-connection.yml"
+    assert classification["next_playbook"] == "healthbutler.recovery.recover_db_connection"
     assert "db_connections_exhausted" in markdown
 
 
@@ -101,7 +101,7 @@ def test_app_stopped_in_pm2(box, run_dir):
     assert finding(classification, "app_stopped")["evidence"]["pid"] == 0
     assert classification["targets"]["resolution"] == "< 1 hour"
     assert classification["escalation"]["role"] == "team lead" and "CTO" in classification["escalation"]["notify"]
-    assert "next: playbooks/restart-app.yml" in console and "app_stopped" in markdown
+    assert "next: healthbutler.recovery.restart_app" in console and "app_stopped" in markdown
 
 
 def test_crash_loop(box, run_dir):
@@ -114,7 +114,7 @@ def test_crash_loop(box, run_dir):
     cause = classification["cause"]
     assert cause["id"] == "unknown" and cause["line"].startswith("cause unknown: ")
     assert "injected by the diagnose test: crash at start-up" in cause["line"], cause
-    assert classification["next_playbook"] == "playbooks/restart-app.yml"
+    assert classification["next_playbook"] == "healthbutler.recovery.restart_app"
 
 
 def test_heap_out_of_memory(box, run_dir):
@@ -122,7 +122,7 @@ def test_heap_out_of_memory(box, run_dir):
         classification, facts, markdown, _console = diagnose(box, run_dir)
     assert_classified(classification, "P1", 3, "app_heap_oom")
     assert facts["app"]["error_log"]["signatures"]["heap_out_of_memory"] >= 1
-    assert classification["next_playbook"] == "playbooks/recover-memory.yml"
+    assert classification["next_playbook"] == "healthbutler.recovery.recover_memory"
     assert "heap out of memory" in markdown
 
 
@@ -143,4 +143,4 @@ def test_postgres_stopped_fails_the_play_with_fail_on(box, run_dir):
     assert "P0 is at or above diagnose_fail_on=P1" in console
     cause = classification["cause"]  # from which host to which, and the server's own silence
     assert cause["id"] == "dependency_unreachable" and "does not answer pg_isready" in cause["line"], cause
-    assert classification["next_playbook"] == "playbooks/recover-db-connection.yml"
+    assert classification["next_playbook"] == "healthbutler.recovery.recover_db_connection"

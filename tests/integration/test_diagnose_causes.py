@@ -73,9 +73,9 @@ def test_wrong_db_password_in_env(clean, run_dir):
         assert cause["id"] == "config_changed", cause
         assert "DATABASE_URL (password part differs)" in cause["line"]
         assert cause["evidence"]["env_backup"]["mtime"] in cause["line"]
-        assert "authentication fails" in cause["line"] and cause["playbook"] == "playbooks/restore-files.yml"
-        assert c["next_playbook"] == "playbooks/restore-files.yml"
-        assert "next: playbooks/restore-files.yml" in console and "cause: The app's .env" in console
+        assert "authentication fails" in cause["line"] and cause["playbook"] == "healthbutler.recovery.restore_files"
+        assert c["next_playbook"] == "healthbutler.recovery.restore_files"
+        assert "next: healthbutler.recovery.restore_files" in console and "cause: The app's .env" in console
         assert [o["id"] for o in c["causes"]] == ["credentials"]  # the mechanism, ranked second
         # The log summary: identical lines counted once each.
         summary = app["error_log"]["summary"]
@@ -90,7 +90,7 @@ def test_wrong_db_password_in_env(clean, run_dir):
         assert refused.rc != 0
         assert "recover-db-connection stops before changing anything" in refused.stdout, refused.stdout[-3000:]
         assert "DATABASE_URL (password part differs)" in refused.stdout
-        assert "playbooks/restore-files.yml" in refused.stdout
+        assert "healthbutler.recovery.restore_files" in refused.stdout
         assert box.pg_pid() == pg_pid and box.pm2_process()["pm2_env"]["restart_time"] == restarts
         assert not [s for s in secrets(box) if s in refused.stdout]
         print("recover-db-connection refused in %.1f s" % took)
@@ -176,7 +176,7 @@ def test_db_host_name_not_found(clean, run_dir):
     assert cause["id"] == "config_changed", cause
     assert "DATABASE_URL (host part differs)" in cause["line"]
     assert "%s:%s: the host name is not found" % (faults.BAD_DB_HOST, box["hb_pg_port"]) in cause["line"]
-    assert c["next_playbook"] == "playbooks/restore-files.yml"
+    assert c["next_playbook"] == "healthbutler.recovery.restore_files"
 
 
 def test_wrong_redis_password_in_env(clean, run_dir):
@@ -188,7 +188,7 @@ def test_wrong_redis_password_in_env(clean, run_dir):
     cause = c["cause"]
     assert cause["id"] == "config_changed", cause
     assert "REDIS_URL (password part differs)" in cause["line"] and "authentication fails" in cause["line"]
-    assert c["next_playbook"] == "playbooks/restore-files.yml"
+    assert c["next_playbook"] == "healthbutler.recovery.restore_files"
 
 
 def test_redis_unreachable_from_the_app(clean, run_dir):

@@ -40,8 +40,8 @@ def drilled(sandbox):
     sandbox.ensure_healthy()
     sandbox.flush_app_logs()  # traces of earlier tests' faults would read as residue in the steady-state check
     overrides = {"app_crash_loop": {"recovery": standin("drill_standin_cannot_recover.yml")}}
-    for name, playbook, fallback in (("app_crash", "restart-app.yml", "drill_standin_restart_app.yml"),
-                                     ("db_down", "recover-db-connection.yml", "drill_standin_start_db.yml")):
+    for name, playbook, fallback in (("app_crash", "restart_app.yml", "drill_standin_restart_app.yml"),
+                                     ("db_down", "recover_db_connection.yml", "drill_standin_start_db.yml")):
         if not os.path.exists(os.path.join(ROOT, "playbooks", playbook)):
             overrides[name] = {"recovery": standin(fallback)}
     run_dir = new_run_dir(sandbox, "drill")
@@ -53,7 +53,7 @@ def drilled(sandbox):
 
 
 def test_subset_drill_measures_and_prints_the_table(drilled):
-    run, run_dir, _, by_name, _ = drilled
+    run, run_dir, _journal, by_name, _healthy = drilled
     assert list(by_name) == ["app_crash", "db_down", "app_crash_loop"]
     for s in (by_name["app_crash"], by_name["db_down"]):
         assert s["steady_state_before"]["ok"] and s["steady_state_after"]["ok"], s["deviations"]
@@ -83,7 +83,7 @@ def test_subset_drill_measures_and_prints_the_table(drilled):
 
 
 def test_drill_html_renders_in_chromium(drilled, tmp_path):
-    _, run_dir, journal, _, _ = drilled
+    _run, run_dir, journal, _by_name, _healthy = drilled
     dom, console = render(os.path.join(run_dir, "drill.html"), str(tmp_path / "drill.png"))
     assert timeline_rows(dom) == [s["name"] for s in journal["scenarios"]]
     assert console == []
@@ -91,7 +91,7 @@ def test_drill_html_renders_in_chromium(drilled, tmp_path):
 
 
 def test_failed_recovery_still_rolls_back(drilled):
-    _, _, _, by_name, healthy_after = drilled
+    _run, _run_dir, _journal, by_name, healthy_after = drilled
     scenario = by_name["app_crash_loop"]
     assert scenario["status"] == "failed" and scenario["deviated"]
     assert any("recovery drill_standin_cannot_recover.yml failed (rc=2, expected success): Give up: stand-in "
@@ -116,17 +116,17 @@ def test_production_inventory_refused_before_any_injection(sandbox, tmp_path):
 
 
 def test_failing_recovery_run_renders_into_an_incident_report(sandbox, drilled, tmp_path):
-    """The timeline of a failing recover-db.yml run (or, until it is on main, of a failing recovery)."""
-    if os.path.exists(os.path.join(ROOT, "playbooks", "recover-db.yml")):
+    """The timeline of a failing recover_db.yml run (or, until it is on main, of a failing recovery)."""
+    if os.path.exists(os.path.join(ROOT, "playbooks", "recover_db.yml")):
         run_dir = str(tmp_path / "recover-db")
-        failed = run_playbook("recover-db.yml", {"recover_mode": "pitr", "target": {
+        failed = run_playbook("recover_db.yml", {"recover_mode": "pitr", "target": {
             "time": "2999-01-01T00:00:00+00:00"}}, envvars={"HB_RUN_DIR": run_dir})
         assert failed.rc != 0
     else:
         run_dir = os.path.join(drilled[1], "app_crash_loop", "recover")
     for lang, heads in (("zh", ("事故概述", "根因分析", "影响评估", "响应和恢复", "改进措施")),
                         ("en", ("Overview", "Root cause analysis", "Impact", "Response and recovery", "Improvements"))):
-        run = run_playbook("incident-report.yml", {"incident_report_run_dir": run_dir, "incident_report_lang": lang,
+        run = run_playbook("incident_report.yml", {"incident_report_run_dir": run_dir, "incident_report_lang": lang,
                                                    "incident_report_severity": "P1"})
         assert run.rc == 0, run.stdout[-3000:]
         with open(os.path.join(run_dir, "incident-report.%s.md" % lang), encoding="utf-8") as fh:

@@ -1,4 +1,4 @@
-"""recover-db.yml on the real sandbox: PITR to each target kind, dump mode, refusals, faults, --check.
+"""recover_db.yml on the real sandbox: PITR to each target kind, dump mode, refusals, faults, --check.
 
 One module-scoped history is written once: batch 1, a base backup, batch 2, a restore point,
 batch 3 (each with known xid / commit LSN / time), WAL switched and archived. Every PITR uses
@@ -23,7 +23,7 @@ FAST = {"recover_db_health_retries": 15}
 
 
 def recover(extravars, **kw):
-    return run_playbook("recover-db.yml", dict(FAST, **extravars), **kw)
+    return run_playbook("recover_db.yml", dict(FAST, **extravars), **kw)
 
 
 def pitr(target, check=False, **extra):
@@ -334,18 +334,18 @@ def test_app_failing_its_health_check_after_the_restore_rolls_back(history, sand
     assert record["status"] == "rolled_back" and record["error"]
 
 
-# -- cleanup-preserved.yml ---------------------------------------------------------------------------
+# -- cleanup_preserved.yml ---------------------------------------------------------------------------
 
 def test_cleanup_preserved_lists_under_check_then_removes_only_preserved_copies(history, sandbox):
     dirs = h.preserved_dirs(sandbox)
     dbs = sandbox.psql("SELECT string_agg(datname, ',') FROM pg_database WHERE datname LIKE '%\\_pre\\_restore\\_%'")
     assert dirs and dbs, "earlier tests left no preserved copies to clean up"
     before = state(sandbox)
-    run = run_playbook("cleanup-preserved.yml", {"older_than_days": 0}, check=True)
+    run = run_playbook("cleanup_preserved.yml", {"older_than_days": 0}, check=True)
     assert run.rc == 0 and run.changed == 0, run.stdout[-3000:]
     assert all(d in run.stdout for d in dirs) and "remove" in run.stdout
     assert state(sandbox) == before
-    run = run_playbook("cleanup-preserved.yml", {"older_than_days": 0})
+    run = run_playbook("cleanup_preserved.yml", {"older_than_days": 0})
     assert run.rc == 0, run.stdout[-3000:]
     assert h.preserved_dirs(sandbox) == []
     assert sandbox.psql("SELECT count(*) FROM pg_database WHERE datname LIKE '%\\_pre\\_restore\\_%'") == "0"

@@ -28,7 +28,7 @@ def take_file_backup(box):
 
 def shas(root):
     out = {}
-    for base, _, files in os.walk(root):
+    for base, _unused, files in os.walk(root):
         for name in files:
             path = os.path.join(base, name)
             out[os.path.relpath(path, root)] = file_sha(path)
@@ -75,7 +75,7 @@ def test_restore_uploads_and_env(healthy):
 
         # --check: the plan is shown, nothing changes in the app repository, the uploads or .env
         before = (tree_digest(app), tree_digest(uploads), file_sha(env), mode(env))
-        check = run_playbook("restore-files.yml", check=True)
+        check = run_playbook("restore_files.yml", check=True)
         assert check.rc == 0, check.stdout[-3000:]
         itemized = check.task_results("Plan the uploads restore")[0]["itemized"]
         assert {">f+++++++++ avatars/user-03.jpg", ">f+++++++++ reports/report-04.txt"} <= set(itemized)
@@ -86,7 +86,7 @@ def test_restore_uploads_and_env(healthy):
         assert not glob.glob(env + ".pre_restore_*") and not glob.glob(uploads + ".pre_restore_*")
 
         pid = box.pm2_process()["pid"]
-        run = run_playbook("restore-files.yml")
+        run = run_playbook("restore_files.yml")
         assert run.rc == 0, run.stdout[-3000:]
 
         # uploads: byte for byte, files created after the backup kept, the snapshot holds the damaged state
@@ -115,7 +115,7 @@ def test_restore_uploads_and_env(healthy):
 
         # a second run finds nothing to do and does not restart the app
         pid = box.pm2_process()["pid"]
-        again = run_playbook("restore-files.yml")
+        again = run_playbook("restore_files.yml")
         assert again.rc == 0 and again.changed == 0, again.stdout[-3000:]
         assert box.pm2_process()["pid"] == pid
     finally:

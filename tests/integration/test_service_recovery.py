@@ -28,7 +28,7 @@ def starve_the_app(box, sessions):
     """Take every free slot with leaked sessions of the app's user (kept in ``sessions``), closing the
     app's own sessions and taking their slots before it reconnects, until /health answers 503."""
     sessions += exhaust_connections(box)
-    for _ in range(5):
+    for _unused in range(5):
         box.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '%s' "
                  "AND application_name <> 'hb-test-leak'" % box["hb_db_app_user"])
         sessions += exhaust_connections(box)
@@ -65,7 +65,7 @@ def test_app_stopped_then_crash_looping(healthy):
     # Fault 1: the app stopped in PM2.
     assert box.pm2("stop", box["hb_app_name"]).returncode == 0
     box.wait_health(0, timeout=20)
-    run = run_playbook("restart-app.yml", FAST)
+    run = run_playbook("restart_app.yml", FAST)
     assert run.rc == 0, run.stdout[-3000:]
     assert box.pm2_process()["pm2_env"]["status"] == "online"
     assert_serving(box)
@@ -79,7 +79,7 @@ def test_app_stopped_then_crash_looping(healthy):
         box.pm2("restart", box["hb_app_name"])
         wait_for(lambda: gave_up(box), 90, 1, "PM2 giving up on the app")
         # While the cause is there the playbook fails, shows the redacted error log, and stops.
-        failed = run_playbook("restart-app.yml", dict(FAST, app_restart_timeout=10))
+        failed = run_playbook("restart_app.yml", dict(FAST, app_restart_timeout=10))
         assert failed.rc != 0
         assert BrokenBuild.MARK in failed.stdout and "did not come back" in failed.stdout
         assert_no_secret(box, failed.stdout)
@@ -87,7 +87,7 @@ def test_app_stopped_then_crash_looping(healthy):
     finally:
         broken.restore()
     # The cause fixed, PM2 still has the app errored: the playbook brings it back.
-    run = run_playbook("restart-app.yml", FAST)
+    run = run_playbook("restart_app.yml", FAST)
     assert run.rc == 0, run.stdout[-3000:]
     seen = run.task_results("Read the PM2 process and the .env keys")[0]["process"]
     assert seen["status"] in ("errored", "waiting restart")
@@ -103,7 +103,7 @@ def test_postgres_stopped_then_connections_exhausted(healthy):
     try:
         status, body = box.wait_health(503, timeout=30)
         assert "database" in body["failed"]
-        run = run_playbook("recover-db-connection.yml", FAST)
+        run = run_playbook("recover_db_connection.yml", FAST)
         assert run.rc == 0, run.stdout[-3000:]
         assert run.task_results("Start PostgreSQL only if")[0]["actions"] == ["start"]
         assert box.pg_pid() not in (None, old_pid)
@@ -118,7 +118,7 @@ def test_postgres_stopped_then_connections_exhausted(healthy):
         starve_the_app(box, sessions)
         assert len(sessions) >= 20
         pg_pid = box.pg_pid()
-        run = run_playbook("recover-db-connection.yml", dict(FAST, db_restart_idle_min_age=1))
+        run = run_playbook("recover_db_connection.yml", dict(FAST, db_restart_idle_min_age=1))
         assert run.rc == 0, run.stdout[-3000:]
         assert box.pg_pid() == pg_pid  # PostgreSQL was up: not restarted
         freed = run.task_results("Free the slots")[0]["idle_terminated"]
@@ -138,7 +138,7 @@ def test_slots_still_taken_after_freeing_idle_sessions_restart_postgres(healthy)
     try:
         starve_the_app(box, sessions)
         pg_pid = box.pg_pid()
-        run = run_playbook("recover-db-connection.yml", FAST)  # idle_min_age 300 s: none of them is freed
+        run = run_playbook("recover_db_connection.yml", FAST)  # idle_min_age 300 s: none of them is freed
         assert run.rc == 0, run.stdout[-3000:]
         assert run.task_results("Free the slots")[0]["idle_terminated"] == []
         assert run.task_results("Restart PostgreSQL to drop every session")[0]["actions"] == ["restart"]
@@ -173,7 +173,7 @@ def test_heap_out_of_memory(healthy):
         with open(err_log, encoding="utf-8", errors="replace") as fh:
             assert "heap out of memory" in fh.read()
 
-        run = run_playbook("recover-memory.yml", dict(FAST, memory_recovery_heap_mb=320,
+        run = run_playbook("recover_memory.yml", dict(FAST, memory_recovery_heap_mb=320,
                                                       memory_recovery_watch_seconds=4,
                                                       memory_recovery_watch_interval=2))
         assert run.rc == 0, run.stdout[-3000:]
@@ -222,7 +222,7 @@ def test_heap_recovery_refuses_the_production_group_before_any_change(healthy, t
         "        cache: {hosts: {localhost: {}}}\n"
         "  vars: {ansible_connection: local, ansible_python_interpreter: /usr/bin/python3}\n", encoding="utf-8")
     try:
-        run = run_playbook("recover-memory.yml", dict(FAST, memory_recovery_heap_mb=320, hb_repo_root=ROOT),
+        run = run_playbook("recover_memory.yml", dict(FAST, memory_recovery_heap_mb=320, hb_repo_root=ROOT),
                            inventory=str(inv))
         assert run.rc != 0
         assert "is in the production group" in run.stdout and "-e confirm=localhost" in run.stdout, run.stdout[-3000:]
@@ -253,13 +253,13 @@ def test_lock_blocking_writes_is_terminated(healthy):
         wait_for(lambda: box.scalar("SELECT count(*) FROM pg_locks WHERE NOT granted") != "0", 30, 0.5,
                  "a blocked write")
         # Report only by default.
-        report = run_playbook("triage-performance.yml", FAST)
+        report = run_playbook("triage_performance.yml", FAST)
         assert report.rc == 0, report.stdout[-3000:]
         result = report.task_results("Report slow statements")[0]
         assert holder.pid in {c["blocker_pid"] for c in result["blocking"]} and result["resolved"] == []
         assert writer.is_alive()
         # Termination enabled (sandbox): cancel, then terminate what still blocks.
-        run = run_playbook("triage-performance.yml", dict(FAST, performance_triage_resolve="terminate",
+        run = run_playbook("triage_performance.yml", dict(FAST, performance_triage_resolve="terminate",
                                                           performance_triage_blocker_min_age=1))
         assert run.rc == 0, run.stdout[-3000:]
         resolved = run.task_results("Report slow statements")[0]["resolved"]

@@ -32,7 +32,7 @@ def test_scan_lists_every_kind_oldest_first(tree):
     cat = bc.scan(root, wal)
     kinds = [(b["kind"], b["name"]) for b in cat["backups"]]
     assert kinds[0] == ("dump", "backup_20250102.dump")
-    assert {k for k, _ in kinds} == {"dump", "base", "incremental", "files"}
+    assert {k for k, _unused in kinds} == {"dump", "base", "incremental", "files"}
     assert "notes.dump" not in dict((n, k) for k, n in kinds)
     times = [bc.epoch(b["time"]) for b in cat["backups"]]
     assert times == sorted(times)

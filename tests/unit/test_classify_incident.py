@@ -185,15 +185,16 @@ def test_every_rule_in_the_table_is_exercised():
 
 @pytest.mark.parametrize("changes,severity,scenarios,playbook", [
     ({"app.process.status": "stopped", "app.port.listening": False, "app.health.status": 0},
-     "P0", [1], "playbooks/restart-app.yml"),
+     "P0", [1], "healthbutler.recovery.restart_app"),
     ({"postgres.up": False, "postgres.query_ok": False, "postgres.refusal": "not_running",
-      "app.health.status": 503, "app.health.body": HEALTH_DB}, "P0", [2], "playbooks/recover-db-connection.yml"),
+      "app.health.status": 503, "app.health.body": HEALTH_DB}, "P0", [2],
+     "healthbutler.recovery.recover_db_connection"),
     ({"app.error_log.age_s": 3, "app.error_log.signatures.heap_out_of_memory": 1,
-      "app.process.uptime_s": 2, "app.process.restart_time": 1}, "P1", [3], "playbooks/recover-memory.yml"),
+      "app.process.uptime_s": 2, "app.process.restart_time": 1}, "P1", [3], "healthbutler.recovery.recover_memory"),
     ({"postgres.statements.top": [{"query": "q", "calls": 9, "mean_ms": 3000}]}, "P3", [4],
-     "playbooks/triage-performance.yml"),
+     "healthbutler.recovery.triage_performance"),
     ({"postgres.stat_database.checksum_failures": 2, "host.cpu.used_percent": 99}, "P1", [5, 4],
-     "playbooks/recover-db.yml"),
+     "healthbutler.recovery.recover_db"),
 ])
 def test_scenario_severity_and_next_playbook(changes, severity, scenarios, playbook):
     result = classify_incident(with_changes(changes))

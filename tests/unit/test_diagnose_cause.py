@@ -74,8 +74,8 @@ def test_wrong_password_in_env_is_p0_config_changed_then_restore_files():
     assert c["cause"]["id"] == "config_changed"
     line = c["cause"]["line"]
     assert "DATABASE_URL (password part differs)" in line and "2026-12-01T21:55:00Z" in line
-    assert "20261201T030000Z" in line and line.endswith("Fix: playbooks/restore-files.yml.")
-    assert c["next_playbook"] == "playbooks/restore-files.yml"
+    assert "20261201T030000Z" in line and line.endswith("Fix: healthbutler.recovery.restore_files.")
+    assert c["next_playbook"] == "healthbutler.recovery.restore_files"
     assert [o["id"] for o in c["causes"]] == ["credentials"]
 
 
@@ -132,7 +132,7 @@ def test_in_recovery_and_wraparound_refuse_writes():
     f = change(facts(), postgres__in_recovery=True)
     c = classify_incident(f)
     assert c["cause"]["id"] == "db_refuses_writes" and "in recovery" in c["cause"]["line"]
-    assert c["next_playbook"] == "playbooks/recover-db.yml"
+    assert c["next_playbook"] == "healthbutler.recovery.recover_db"
     f = change(facts(), app__users__db__write={"ok": False, "reason": "wraparound", "error": "wraparound"},
                postgres__xid_age_max=2100000000)
     c = classify_incident(f)
@@ -173,7 +173,7 @@ def test_db_down_points_at_recover_db_connection():
                app__users__db__write=None)
     c = classify_incident(f)
     assert c["severity"] == "P0" and c["cause"]["id"] == "dependency_unreachable"
-    assert c["next_playbook"] == "playbooks/recover-db-connection.yml"
+    assert c["next_playbook"] == "healthbutler.recovery.recover_db_connection"
 
 
 def test_unknown_says_so_with_the_most_frequent_log_line():
@@ -184,7 +184,7 @@ def test_unknown_says_so_with_the_most_frequent_log_line():
     c = classify_incident(f)
     assert c["cause"]["id"] == "unknown" and c["cause"]["line"].startswith("cause unknown: PM2 shows")
     assert "Error: injected crash (x9)" in c["cause"]["line"]
-    assert c["next_playbook"] == "playbooks/restart-app.yml"  # the findings' playbook, no guess
+    assert c["next_playbook"] == "healthbutler.recovery.restart_app"  # the findings' playbook, no guess
 
 
 def test_slow_p95_is_p3():

@@ -67,7 +67,7 @@ def test_refusal_reasons(message, reason):
     assert pg.refusal_reason(message) == reason
 
 
-def facts(columns=PG13_COLUMNS, schema="public", **extra):
+def facts(columns=tuple(PG13_COLUMNS), schema="public", **extra):
     doc = {"version": "15.18", "version_num": 150018, "in_recovery": False, "database": "health_butler",
            "max_connections": 30, "superuser_reserved_connections": 3, "reserved_connections": 0,
            "connections_total": 27, "connections_by_state": {"idle": 26, "active": 1},
@@ -90,7 +90,7 @@ def test_collect_healthy_server_pg12_columns(fake_runner, tmp_path):
                    "2026-11-28 UTC [3] PANIC:  could not write to file\n")
     fake_runner.add(r"pg_isready", 0, "accepting")
     fake_runner.add(r"pg_stat_statements s", 0, json.dumps([{"query": "SELECT pg_sleep($1)", "mean_ms": 3001.2,
-                                                              "calls": 3}]))
+                                                             "calls": 3}]))
     fake_runner.add(r"psql", 0, facts(columns=PG12_COLUMNS))
     out = pg.collect(fake_runner, CONN, str(log), idle_in_transaction_s=30, statements_min_calls=3)
     assert out["ok"] and out["connections_available"] == 27 and out["connections_used_percent"] == 100.0

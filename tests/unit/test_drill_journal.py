@@ -27,7 +27,7 @@ def good_run(**changes):
         "statuses": {"steady_before": "ok", "writer": "ok", "inject": "ok", "detect": "ok", "recover": "ok",
                      "steady_after": "ok", "rollback": "ok"},
         "detection": {"status": "detected", "detected_at": at(4), "p_level": "P0", "scenarios": [1]},
-        "recovery": {"rc": 0, "playbook": "restart-app.yml"},
+        "recovery": {"rc": 0, "playbook": "restart_app.yml"},
         "writes": writes((-1, 201, 10), (0.5, 0, None), (20, 201, 11)),
         "present_ids": [10, 11],
     }
@@ -60,13 +60,13 @@ def test_select_rejects_unknown_and_duplicates():
 def test_override_replaces_recovery():
     sc = scenario(recovery={"playbook": "/tmp/x.yml", "vars": {}})
     assert sc["recovery"] == {"playbook": "/tmp/x.yml", "vars": {}, "expect": "success"}
-    assert drill_catalog.SCENARIOS["app_crash"]["recovery"]["playbook"] == "restart-app.yml"
+    assert drill_catalog.SCENARIOS["app_crash"]["recovery"]["playbook"] == "restart_app.yml"
 
 
 def test_missing_recovery_playbook_is_unavailable(tmp_path):
     (tmp_path / "backup.yml").write_text("---\n")
-    assert drill_catalog.availability(scenario("data_loss"), str(tmp_path)) == "unavailable: recover-db.yml missing"
-    (tmp_path / "recover-db.yml").write_text("---\n")
+    assert drill_catalog.availability(scenario("data_loss"), str(tmp_path)) == "unavailable: recover_db.yml missing"
+    (tmp_path / "recover_db.yml").write_text("---\n")
     assert drill_catalog.availability(scenario("data_loss"), str(tmp_path)) is None
 
 
@@ -89,7 +89,7 @@ def test_failed_recovery_is_a_deviation_with_evidence():
                    statuses=dict(good_run()["statuses"], recover="failed", steady_after="failed"))
     entry = evaluate(scenario(), run)
     assert entry["status"] == "failed" and entry["deviated"]
-    assert any("recovery restart-app.yml failed (rc=2, expected success): Restart: boom" in d
+    assert any("recovery restart_app.yml failed (rc=2, expected success): Restart: boom" in d
                for d in entry["deviations"])
     assert entry["rto_s"] is None
     assert entry["rollbacks"][0]["status"] == "ok"
@@ -127,10 +127,10 @@ def test_not_steady_before_is_aborted():
 
 
 def test_unavailable_is_never_passed():
-    entry = drill_journal.evaluate(scenario(), {}, {"unavailable": "unavailable: restart-app.yml missing"})
+    entry = drill_journal.evaluate(scenario(), {}, {"unavailable": "unavailable: restart_app.yml missing"})
     assert entry["status"] == "unavailable"
     row = drill_journal.table_rows([entry])[0]
-    assert row["result"] == "unavailable: restart-app.yml missing"
+    assert row["result"] == "unavailable: restart_app.yml missing"
 
 
 def test_pitr_cutoff_rpo():
@@ -243,4 +243,4 @@ def test_verification_must_name_the_corrupted_dump():
                       detection={"status": "detected", "detected_at": at(9), "p_level": None, "scenarios": [5]})
     assert evaluate(sc, caught)["status"] == "passed"
     vague = dict(caught, recovery={"rc": 2, "evidence": "FAILED: offsite_copy"})
-    assert evaluate(sc, vague)["deviations"] == ["verify-backups.yml did not name hb_1.dump in its failure"]
+    assert evaluate(sc, vague)["deviations"] == ["verify_backups.yml did not name hb_1.dump in its failure"]

@@ -13,8 +13,8 @@ def test_run_playbook_passes_run_dir_vars_and_collects_failed_tasks(fake_runner,
     (run_dir / "timeline.jsonl").write_text(
         json.dumps({"event": "task", "task": "Start", "status": "ok"}) + "\n"
         + json.dumps({"event": "task", "task": "Verify", "status": "failed", "host": "h", "msg": "503"}) + "\n")
-    fake_runner.add(r"ansible-playbook /p/restart-app.yml -i inv -e @", rc=2, stdout="PLAY RECAP")
-    got = drill_run.run_playbook(fake_runner, "ansible-playbook", "/p/restart-app.yml", ["inv"], str(run_dir),
+    fake_runner.add(r"ansible-playbook /p/restart_app.yml -i inv -e @", rc=2, stdout="PLAY RECAP")
+    got = drill_run.run_playbook(fake_runner, "ansible-playbook", "/p/restart_app.yml", ["inv"], str(run_dir),
                                  extra_vars={"x": 1}, timeout=30)
     call = fake_runner.calls[0]
     assert call["env"]["HB_RUN_DIR"] == str(run_dir) and call["env"]["LANG"] == "C.UTF-8"

@@ -77,7 +77,7 @@ def test_snapshot_is_hard_linked_and_survives_a_restore(tmp_path):
     assert os.stat(os.path.join(snap, "a.jpg")).st_ino == os.stat(live / "a.jpg").st_ino
     with pytest.raises(CommandError, match="already exists"):
         files_sync.snapshot(runner, str(live), snap)
-    items, _ = files_sync.sync(runner, str(backup), str(live), dry_run=True)
+    items, _unused = files_sync.sync(runner, str(backup), str(live), dry_run=True)
     assert {i["path"]: i["action"] for i in files_sync.content_changes(items)} == {
         "a.jpg": "updated", "gone.jpg": "created"}
     assert (live / "a.jpg").read_bytes() == b"damaged"  # dry run changed nothing
@@ -85,7 +85,7 @@ def test_snapshot_is_hard_linked_and_survives_a_restore(tmp_path):
     assert (live / "a.jpg").read_bytes() == b"original bytes"
     assert (live / "new.txt").exists()  # extras kept without delete
     assert Path(snap, "a.jpg").read_bytes() == b"damaged"
-    items, _ = files_sync.sync(runner, str(backup), str(live), dry_run=True, delete=True)
+    items, _unused = files_sync.sync(runner, str(backup), str(live), dry_run=True, delete=True)
     assert [(i["action"], i["path"]) for i in files_sync.content_changes(items)] == [("deleted", "new.txt")]
 
 

@@ -80,14 +80,14 @@ def test_one_line_per_task_and_handler_with_status(finished_run):
 
 
 def test_run_end_reports_failure_with_stats(finished_run):
-    _, run_dir = finished_run
+    _unused, run_dir = finished_run
     end = _lines(run_dir)[-1]
     assert end["event"] == "run_end" and end["status"] == "failed"
     assert end["hosts"]["localhost"]["failures"] == 1
 
 
 def test_no_log_and_secrets_never_written(finished_run):
-    _, run_dir = finished_run
+    _unused, run_dir = finished_run
     text = (run_dir / "timeline.jsonl").read_text()
     assert SECRET not in text
     hidden = next(r for r in _lines(run_dir) if r.get("task") == "Hidden task")

@@ -125,7 +125,7 @@ def test_recreate_deletes_starts_from_a_declaration_and_saves(fake_runner):
     fake_runner.add(r"pm2 start \S+\.json", stdout=lambda argv, data: started.append(
         json.loads(pathlib.Path(argv[-1]).read_text())) or "")
     fake_runner.add(r"pm2 jlist", stdout=jlist(proc(node_args=["--max-old-space-size=4096"])))
-    pm2, _ = make_pm2(fake_runner)
+    pm2, _unused = make_pm2(fake_runner)
     current = pc.summarize(proc())
     changes = pc.definition_changes(current, "--max-old-space-size=4096")
     pm2.apply("recreate", current, changes)
@@ -143,7 +143,7 @@ def test_failed_recreate_puts_the_old_definition_back(fake_runner):
         starts.append(json.loads(pathlib.Path(argv[-1]).read_text())["apps"][0]["node_args"])
         return ""
     fake_runner.add(r"pm2 delete").add(r"pm2 start .*", rc=1, stdout=start, stderr="bad node arg")
-    pm2, _ = make_pm2(fake_runner)
+    pm2, _unused = make_pm2(fake_runner)
     current = pc.summarize(proc())
     with pytest.raises(CommandError):
         pm2.recreate(current, {"node_args": (current["node_args"], ["--bogus"])})
@@ -171,7 +171,7 @@ def test_wait_stable_gives_up_on_a_crash_loop(fake_runner):
         counter["n"] += 1
         return jlist(proc(pid=100 + counter["n"], restarts=counter["n"]))
     fake_runner.add("jlist", stdout=looping)
-    pm2, _ = make_pm2(fake_runner)
+    pm2, _unused = make_pm2(fake_runner)
     with pytest.raises(pc.Pm2Error, match="not online and stable") as err:
         pm2.wait_stable("health-butler", settle=3, timeout=20)
     assert err.value.details["process"]["restart_time"] > 1
@@ -179,20 +179,20 @@ def test_wait_stable_gives_up_on_a_crash_loop(fake_runner):
 
 def test_wait_stable_reports_errored(fake_runner):
     fake_runner.add("jlist", stdout=jlist(proc(status="errored", restarts=10)))
-    pm2, _ = make_pm2(fake_runner)
+    pm2, _unused = make_pm2(fake_runner)
     with pytest.raises(pc.Pm2Error, match="status errored"):
         pm2.wait_stable("health-butler", settle=3, timeout=10)
 
 
 def test_wait_stopped(fake_runner):
     fake_runner.add("jlist", stdout=sequence([jlist(proc()), jlist(proc(status="stopped"))]))
-    pm2, _ = make_pm2(fake_runner)
+    pm2, _unused = make_pm2(fake_runner)
     assert pm2.wait_stopped("health-butler", 10)["status"] == "stopped"
 
 
 def test_pm2_failure_raises_with_output(fake_runner):
     fake_runner.add("restart", rc=1, stderr="[PM2][ERROR] Process health-butler not found")
-    pm2, _ = make_pm2(fake_runner)
+    pm2, _unused = make_pm2(fake_runner)
     with pytest.raises(CommandError, match="not found"):
         pm2.apply("restart", pc.summarize(proc()))
 
@@ -201,7 +201,7 @@ def test_pm2_failure_raises_with_output(fake_runner):
 
 def test_memory_watch_reports_a_rising_trend(fake_runner):
     fake_runner.add("jlist", stdout=sequence([jlist(proc(memory=m * 1048576)) for m in (100, 120, 140, 160)]))
-    pm2, _ = make_pm2(fake_runner)
+    pm2, _unused = make_pm2(fake_runner)
     trend = pm2.watch_memory("health-butler", seconds=6, interval=2)
     assert trend["samples_mb"] == [100.0, 120.0, 140.0, 160.0]
     assert trend["trend"] == "rising" and trend["peak_mb"] == 160.0 and trend["slope_mb_per_min"] == 600.0

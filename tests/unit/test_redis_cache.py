@@ -84,7 +84,7 @@ def test_snapshot_waits_for_bgsave_and_copies_the_rdb(fake_runner, tmp_path):
                                                          PERSIST_DONE]))
     fake_runner.add("BGSAVE", stdout="Background saving started")
     fake_runner.add("CONFIG GET dir", stdout="dir\n%s" % tmp_path).add("CONFIG GET dbfilename", stdout="dbfilename\n"
-                                                                        "dump.rdb")
+                                                                       "dump.rdb")
     snap = redis(fake_runner).snapshot(str(tmp_path / "aside"), stamp="T1")
     assert snap["source"] == str(rdb)
     assert pathlib.Path(snap["path"]).read_bytes() == b"REDIS0011-fake"
@@ -104,7 +104,7 @@ def test_bgsave_already_running_is_waited_for(fake_runner, tmp_path):
     fake_runner.add("BGSAVE", stdout=sequence(["ERR Background save already in progress",
                                                "Background saving started"]))
     fake_runner.add("CONFIG GET dir", stdout="dir\n%s" % tmp_path).add("CONFIG GET dbfilename",
-                                                                        stdout="dbfilename\ndump.rdb")
+                                                                       stdout="dbfilename\ndump.rdb")
     assert redis(fake_runner).snapshot(str(tmp_path / "a"))["size"] == 1
 
 

@@ -150,7 +150,7 @@ def test_preserve_and_reroll_put_the_build_back(tmp_path):
     record = release.preserve(runner, str(repo), str(tmp_path / "state"), {"commit": HEAD, "branch": "main"},
                               "v1.1.0", [".next", "dist"], ["node_modules"])
     assert [(p["path"], p["method"]) for p in record["preserved"]] == [("dist", "copy"),
-                                                                      ("node_modules", "hardlink")]
+                                                                       ("node_modules", "hardlink")]
     with open(record["record"], encoding="utf-8") as fh:
         assert json.load(fh)["commit"] == HEAD
     # the target's build replaces dist and node_modules

@@ -37,14 +37,14 @@ def entry(name, rto, status_override=None):
 @pytest.fixture(scope="module")
 def journal():
     entries = [entry(n, 10 + 5 * i) for i, n in enumerate(drill_catalog.DEFAULT_ORDER[:-1])]
-    entries.append(entry("corrupt_backup", 0, "unavailable: verify-backups.yml missing"))
+    entries.append(entry("corrupt_backup", 0, "unavailable: verify_backups.yml missing"))
     return drill_journal.journal(entries, at(-60), at(600), "inventories/sandbox", "sandbox", "/runs/x")
 
 
 def test_markdown_has_table_sections_and_checklist(journal):
     md = report_render.drill_markdown(journal)
     assert md.count("\n## ") == len(journal["scenarios"]) + 1
-    assert "| app_crash " in md and "unavailable: verify-backups.yml missing" in md
+    assert "| app_crash " in md and "unavailable: verify_backups.yml missing" in md
     assert "- [x] 演练执行" in md and "- [ ] 参与人员通知" in md
 
 
@@ -75,7 +75,7 @@ def test_chromium_renders_one_row_per_scenario_without_console_errors(journal, t
 def test_chromium_check_sees_console_errors(tmp_path):
     page = tmp_path / "bad.html"
     page.write_text("<!DOCTYPE html><html><body><script>console.error('x'); nosuch();</script></body></html>")
-    _, console = render(page, str(tmp_path / "bad.png"))
+    _unused, console = render(page, str(tmp_path / "bad.png"))
     assert len(console) == 2
 
 
@@ -93,7 +93,7 @@ def task(name, start, end, status, **extra):
 @pytest.fixture
 def failed_recover_db(tmp_path):
     _timeline(tmp_path / "timeline.jsonl", [
-        {"event": "playbook_start", "time": at(0), "playbook": "playbooks/recover-db.yml"},
+        {"event": "playbook_start", "time": at(0), "playbook": "playbooks/recover_db.yml"},
         {"event": "play_start", "time": at(0.1), "play": "Recover the database"},
         task("Pre-flight", 1, 3, "ok"), task("Stop the app", 3, 5, "changed"),
         task("Replay WAL", 5, 1500, "failed", msg="recovery ended before configured recovery target was reached"),
@@ -145,7 +145,7 @@ def test_incident_report_reads_diagnosis_and_drill_result(tmp_path):
     _timeline(tmp_path / "detect" / "timeline.jsonl", [task("Gather", 0, 2, "ok")])
     (tmp_path / "detect" / "diagnosis.json").write_text(json.dumps({"classification": {
         "severity": "P0", "scenarios": [2], "findings": [{"title": "database unreachable",
-                                                           "evidence": "pg_isready: no response"}]}}))
+                                                          "evidence": "pg_isready: no response"}]}}))
     _timeline(tmp_path / "recover" / "timeline.jsonl", [task("Start PostgreSQL", 3, 9, "changed")])
     report = report_incident.build(report_incident.load_run(str(tmp_path)))
     assert report["overview"]["severity"] == "P0"
