@@ -145,14 +145,20 @@ def lock_blocking_writes(box):
 
 @contextlib.contextmanager
 def slow_statement(box, seconds=2.1, times=3):
-    """A statement slower than the 2 s target, run often enough to count as recurring."""
+    """A statement slower than the 2 s target, run often enough to count as recurring.
+
+    Earlier calls of the same normalised statement (another test's short pg_sleep) would share its mean: reset
+    them first.
+    """
+    reset = ("SELECT pg_stat_statements_reset(0, 0, queryid) FROM pg_stat_statements "
+             "WHERE query LIKE 'SELECT pg_sleep(%'")
+    box.psql(reset)
     for _unused in range(times):
         box.psql("SELECT pg_sleep(%s)" % seconds)
     try:
         yield
     finally:
-        box.psql("SELECT pg_stat_statements_reset(0, 0, queryid) FROM pg_stat_statements "
-                 "WHERE query LIKE 'SELECT pg_sleep(%'")
+        box.psql(reset)
 
 
 @contextlib.contextmanager
