@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 
+from diagnose_helpers import redis_down
 from harness import wait_for
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import pm2
@@ -157,15 +158,9 @@ def role_password_changed(box):
 
 @contextlib.contextmanager
 def redis_stopped(box):
-    box.redis("SHUTDOWN", "SAVE")
+    """Redis shut down (diagnose_helpers.redis_down), the app's Redis errors flushed afterwards."""
     try:
-        wait_for(lambda: box.redis("PING") != "PONG", what="Redis to stop")
-        box.wait_health(503)
-        yield
+        with redis_down(box):
+            yield
     finally:
-        redis_dir = box["hb_redis_dir"]
-        subprocess.run(["redis-server", "-"], input="include %s/redis.conf\ninclude %s/auth.conf\n" % (
-            redis_dir, redis_dir), text=True, check=True, capture_output=True)
-        wait_for(lambda: box.redis("PING") == "PONG", what="Redis to answer")
-        box.wait_health(200)
         box.flush_app_logs()
