@@ -32,18 +32,22 @@ sandbox-status:
 	ansible-playbook playbooks/sandbox.yml -e sandbox_state=status
 
 # The local staging fleet (docs/staging.md): five SSH hosts in their own namespaces.
-STAGING_DIR ?= $(CURDIR)/.staging
+# Its state (per-host roots, sshd configs, keys, the inventory) lives outside the checkout: each host's /tmp is
+# private, so a checkout under /tmp (as CI may clone it) would hide it from the hosts' own sshd. .staging links to it.
+STAGING_DIR ?= /var/lib/healthbutler-staging/$(shell printf %s '$(CURDIR)' | sha1sum | cut -c1-12)
 export HB_STAGING_DIR := $(STAGING_DIR)
 STAGING_PLAY = ansible-playbook -i $(STAGING_DIR)/inventory.yml playbooks/staging.yml
 
 staging: bootstrap
 	$(STAGING_PLAY) -e staging_state=present
+	@[ "$(STAGING_DIR)" = "$(CURDIR)/.staging" ] || ln -sfn $(STAGING_DIR) .staging
 
 staging-status:
 	$(STAGING_PLAY) -e staging_state=status
 
 staging-down:
 	$(STAGING_PLAY) -e staging_state=absent
+	@[ ! -L .staging ] || rm -f .staging
 
 test: bootstrap
 	$(MAKE) --no-print-directory lint unit integration fleet-test molecule
