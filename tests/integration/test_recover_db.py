@@ -8,6 +8,7 @@ that one base backup. Tests run in file order: --check and refusals before any r
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -287,7 +288,8 @@ def test_wal_segment_removed_after_preflight_rolls_back(history, sandbox):
             os.rename(aside, seg)
     assert watcher.fired
     assert run.rc != 0
-    assert "recovery ended before the target" in run.stdout, run.stdout[-3000:]
+    # Said by the replay watcher, or by PostgreSQL itself when it stops first (which one depends on timing).
+    assert re.search(r"recovery ended before (the|configured recovery) target", run.stdout), run.stdout[-3000:]
     assert "moved %s" % sandbox["hb_pg_data_dir"] in run.stdout
     before["preserved"] = h.preserved_dirs(sandbox)  # the failed restore is kept beside, by design
     assert any(".failed_pitr_" in d for d in before["preserved"])
