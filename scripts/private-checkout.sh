@@ -2,7 +2,7 @@
 # Run a command from a copy of this checkout inside a mode-0700 directory, as CI may clone it: there the
 # PostgreSQL OS user (and any other user a task becomes) cannot read a file of the checkout. A checkout that
 # is already private is used in place. The copy takes the working tree as it is (committed or not), shares
-# .venv and .tools, and is removed afterwards.
+# .git (tests clone the project as AWX does), shares .venv and .tools, and is removed afterwards.
 #   scripts/private-checkout.sh COMMAND [ARG...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,8 @@ copy=$parent/hb
 mkdir "$copy"
 git ls-files -z --cached --others --exclude-standard \
   | rsync -a --from0 --files-from=- --ignore-missing-args ./ "$copy/"
+# Tests that clone the project as AWX or a user would (git clone <checkout>) need its history too.
+rsync -a .git "$copy/"
 ln -s "$ROOT/.venv" "$copy/.venv"
 ln -s "$ROOT/.tools" "$copy/.tools"
 mkdir -p "$copy/.collections/ansible_collections/healthbutler"
