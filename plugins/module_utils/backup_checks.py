@@ -372,8 +372,14 @@ def run_all(runner, options, now_ts=None):
         offsite_catalog = bc.scan(offsite, verify_checksums=False, now=now_ts)
     checks = []
     count = len(catalog["backups"])
-    checks.append(check("catalog", OK if count else FAILED, "%d backups in %s, %d WAL segments in %s" % (
-        count, catalog["location"], catalog["wal"]["count"], catalog["wal"]["dir"])))
+    missing = [what % path for what, path, there in (
+        ("backup directory %s does not exist", catalog["location"], catalog.get("exists", True)),
+        ("WAL archive directory %s does not exist", catalog["wal"]["dir"], catalog["wal"].get("exists", True)))
+        if path and not there]
+    evidence = "%d backups in %s, %d WAL segments in %s" % (
+        count, catalog["location"], catalog["wal"]["count"], catalog["wal"]["dir"])
+    checks.append(check("catalog", OK if count and not missing else FAILED,
+                        "; ".join(missing + [evidence]) if missing else evidence))
     window_start_ts = now_ts - policy["retention_days"] * 86400
     scope = options.get("scope") or "all"
     for kind, fn in (("dump", lambda e: dump_check(runner, e, binary("pg_restore"))),

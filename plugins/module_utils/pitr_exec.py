@@ -310,8 +310,12 @@ def restore(runner, server, plan, paths, wal_dir, log_file, pg_major, extra_sett
             if not verdict["ok"]:
                 raise ExecError("recovery not proven: " + "; ".join(verdict["problems"]), step="judge",
                                 details={"log": _log_tail(read_log_since(log_file, offset))})
-            reached = {"lsn": verdict["redo_done_lsn"], "time": verdict["last_transaction_time"],
-                       "stopping": verdict["stopping"]}
+            # The last record and transaction applied: "redo done at" names the record replay stopped *at* (the
+            # first commit not applied when stopping before one), so it is kept as stopped_at only.
+            applied = last_applied(server)
+            reached = {"lsn": applied.get("lsn") or verdict["redo_done_lsn"],
+                       "time": applied.get("time") or verdict["last_transaction_time"],
+                       "stopping": verdict["stopping"], "stopped_at": verdict["redo_done_lsn"]}
             if target["action"] == "promote":
                 server.query("CHECKPOINT; SELECT to_json(1)")
                 control = server.controldata()
@@ -341,6 +345,16 @@ def restore(runner, server, plan, paths, wal_dir, log_file, pg_major, extra_sett
             failure.details["rollback"] = rollback(runner, server, paths, state["was_running"])
         failure.details.setdefault("preserved_data_dir", paths["preserved"])
         raise failure from None
+
+
+def last_applied(server):
+    """The end of the last WAL record and the commit time of the last transaction replayed (static after promotion)."""
+    try:
+        return server.query("SELECT json_build_object('lsn', pg_last_wal_replay_lsn()::text, "
+                            "'time', to_char(pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC', "
+                            "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))", timeout=10) or {}
+    except (CommandError, ValueError):
+        return {}
 
 
 def check_archiving(server, timeline, timeout=60, sleep=time.sleep):

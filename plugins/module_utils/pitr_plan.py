@@ -23,6 +23,7 @@ Rules (docs/recover-db.md):
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 
@@ -31,6 +32,7 @@ from ansible_collections.healthbutler.recovery.plugins.module_utils import walna
 WAL_SEG_SIZE = walnames.WAL_SEG_SIZE
 TARGET_KINDS = ("time", "xid", "lsn", "name", "immediate")
 ACTIONS = ("promote", "pause", "shutdown")
+PAST_LAST_COMMIT = ("refuse", "end_of_wal")
 _TIME_RE = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)\s*(Z|UTC|[+-]\d{2}(?::?\d{2})?)?$")
 MAX_XID = 2 ** 32 - 1
@@ -113,12 +115,14 @@ def parse_target(target, now):
     ``now`` is an aware datetime (times in the future are refused).
     """
     if not isinstance(target, dict) or not target:
-        raise PlanError("pitr target must be a dict with exactly one of: %s" % ", ".join(TARGET_KINDS),
+        raise PlanError("target must be a dict with exactly one of %s, e.g. -e '{\"target\": {\"time\": "
+                        "\"2026-11-28T10:30:00+08:00\"}}' or -e '{\"target\": {\"xid\": \"1234567\"}}'; got %s"
+                        % ("/".join(TARGET_KINDS), json.dumps(target) if target not in (None, {}) else "none"),
                         field="target")
-    unknown = sorted(set(target) - set(TARGET_KINDS) - {"inclusive", "timeline", "action"})
+    unknown = sorted(set(target) - set(TARGET_KINDS) - {"inclusive", "timeline", "action", "past_last_commit"})
     if unknown:
-        raise PlanError("pitr target has unknown keys %s; valid keys: %s, inclusive, timeline, action"
-                        % (", ".join(unknown), ", ".join(TARGET_KINDS)), field="target")
+        raise PlanError("pitr target has unknown keys %s; valid keys: %s, inclusive, timeline, action, "
+                        "past_last_commit" % (", ".join(unknown), ", ".join(TARGET_KINDS)), field="target")
     given = [k for k in TARGET_KINDS if k in target and target[k] not in (None, "", False)]
     if len(given) != 1:
         raise PlanError("pitr target needs exactly one kind of %s; got %s"
@@ -131,6 +135,11 @@ def parse_target(target, now):
     if out["action"] not in ACTIONS:
         raise PlanError("target.action %r is not one of %s" % (out["action"], ", ".join(ACTIONS)),
                         field="action")
+    out["past_last_commit"] = str(target.get("past_last_commit") or "refuse")
+    if out["past_last_commit"] not in PAST_LAST_COMMIT:
+        raise PlanError("target.past_last_commit %r is not one of %s (end_of_wal: a time after the last archived "
+                        "commit recovers to the end of the archived WAL)" % (
+                            target.get("past_last_commit"), ", ".join(PAST_LAST_COMMIT)), field="past_last_commit")
     if kind == "time":
         value = parse_time(raw)
         if value > now:
@@ -367,32 +376,67 @@ def resolve_in_wal(runner, waldump, wal_dir, first, last, target):
 
 
 def locate_target(runner, waldump, wal_dir, catalog, target):
-    """Find an xid / restore point in the WAL reachable from each base backup, newest first.
+    """Find an xid / restore point along the target's timeline, from each base backup newest first.
 
-    Each base backup's own timeline is searched from its start segment to the end of continuous
-    WAL; returns the first hit (``resolve_in_wal``) or raises PlanError naming every range searched.
+    ``timeline: current`` searches each base backup's own timeline; a number or ``latest`` follows that
+    timeline's history (the parent's segments up to each switch point, then the child's). Not found there but
+    on another branch: refused naming the ``timeline`` value that reaches it. Returns ``{"lsn", "time",
+    "timeline"}`` or raises PlanError naming every range searched.
     """
+    from ansible_collections.healthbutler.recovery.plugins.module_utils import pitr_wal  # it reads our parser
+
     wal = catalog.get("wal") or {}
+    history = wal.get("history") or {}
+    bases = [b for b in reversed(base_backups(catalog)) if b.get("start_wal")]
+    what = ("commit of transaction %s" % target["value"] if target["kind"] == "xid"
+            else "restore point %r" % target["value"])
     searched = []
-    for base in reversed(base_backups(catalog)):
-        if not base.get("start_wal"):
-            continue
-        reach = contiguous_reach(wal, base["start_wal"], base["timeline"])
+    for base in bases:
+        tli = _target_tli(wal, target, base)
+        reach = contiguous_reach(wal, base["start_wal"], tli)
         if not reach["last"]:
             continue
-        try:
-            return resolve_in_wal(runner, waldump, wal_dir, base["start_wal"], reach["last"], target)
-        except PlanError as exc:
-            searched.append(exc.msg)
+        searched.append("%s..%s (timeline %s, from base backup %s)" % (base["start_wal"], reach["last"], tli,
+                                                                        base["name"]))
+        hits = pitr_wal.locate_on_timelines(runner, waldump, wal_dir, base["start_wal"],
+                                            {tli: (walnames.timeline_path(tli, history), reach["last"])}, target)
+        if hits:
+            return {"lsn": hits[tli]["lsn"], "time": hits[tli].get("time"), "timeline": tli}
     if not searched:
         raise PlanError("no base backup with archived WAL to search for %s=%s; %s" % (
             target["kind"], target["value"], describe_window(window(catalog))), field=target["kind"])
-    raise PlanError("; ".join(dict.fromkeys(searched)), field=target["kind"])
+    others = {}
+    tried = {_target_tli(wal, target, b) for b in bases}
+    for base in bases:
+        for tli in sorted(set(int(t) for t in wal.get("timelines") or []) - tried - set(others)):
+            path = walnames.timeline_path(tli, history)
+            if int(base["timeline"]) not in [t for t, _unused in path]:
+                continue
+            reach = contiguous_reach(wal, base["start_wal"], tli)
+            hits = pitr_wal.locate_on_timelines(runner, waldump, wal_dir, base["start_wal"],
+                                                {tli: (path, reach["last"])}, target)
+            if hits:
+                others[tli] = hits[tli]
+    hint = ""
+    if target["kind"] == "name" and not others:
+        names = pitr_wal.restore_point_names(runner, waldump, wal_dir, bases[0]["start_wal"],
+                                             contiguous_reach(wal, bases[0]["start_wal"], bases[0]["timeline"])["last"])
+        hint = (" Restore points there: %s." % ", ".join(names)) if names else ""
+    if others:
+        newest = max(int(t) for t in wal.get("timelines") or [0])
+        branch = ", ".join("timeline %s (at LSN %s%s)" % (t, h["lsn"], ", " + h["time"] if h.get("time") else "")
+                           for t, h in sorted(others.items()))
+        first = min(others)
+        raise PlanError("the %s is not on the target's timeline (%s) but on another branch: %s. To recover to it, "
+                        "add \"timeline\": %s%s to the target" % (
+                            what, target["timeline"], branch, first,
+                            ' (or "latest")' if first == newest else ""), field="timeline")
+    raise PlanError("archived WAL %s has no %s.%s" % ("; ".join(searched), what, hint), field=target["kind"])
 
 
 # -- the plan -----------------------------------------------------------------------------------
 
-def build_plan(catalog, target, now, backup_name=None, resolved=None, seg_size=WAL_SEG_SIZE):
+def build_plan(catalog, target, now, backup_name=None, resolved=None, seg_size=WAL_SEG_SIZE, exclude=()):
     """Choose the base backup and check the window; return the plan (no side effects).
 
     ``target`` is the output of ``parse_target``; ``resolved`` the output of ``resolve_in_wal``
@@ -402,6 +446,8 @@ def build_plan(catalog, target, now, backup_name=None, resolved=None, seg_size=W
     if resolved:
         target["lsn"] = parse_lsn(resolved["lsn"])
         target["located_at"] = resolved
+    if exclude:
+        catalog = dict(catalog, backups=[b for b in catalog.get("backups") or [] if b.get("name") not in exclude])
     base = choose_base(catalog, target, backup_name)
     if target.get("time") is not None and target["time"] <= parse_iso(base.get("stop_time") or base["time"]):
         raise PlanError("target.time %s is not after the stop time %s of base backup %s; %s"

@@ -38,7 +38,8 @@ TEXT = {
            "prevent": "预防措施", "owner": "责任人和期限", "tbd": "待定", "none": "无",
            "not_recorded": "本次运行未记录（请补充）", "seconds": "秒", "rows_lost": "丢失行数", "downtime": "停机时间",
            "moment": "时刻", "elapsed": "已用时间", "step": "升级到", "event": "事件", "status": "状态",
-           "host": "主机", "task": "任务", "not_recovered": "未恢复", "ok": "成功", "failed": "失败"},
+           "host": "主机", "task": "任务", "not_recovered": "未恢复", "ok": "成功", "failed": "失败",
+           "interrupted": "中断（运行未结束，见 run.json）"},
     "en": {"title": "Incident report", "s1": "1. Overview", "s2": "2. Root cause analysis", "s3": "3. Impact",
            "s4": "4. Response and recovery", "s5": "5. Improvements", "start": "Started", "end": "Ended",
            "duration": "Duration", "scope": "Scope", "severity": "Severity", "outcome": "Outcome",
@@ -51,6 +52,7 @@ TEXT = {
            "not_recorded": "not recorded by this run (fill in)", "seconds": "s", "rows_lost": "rows lost",
            "downtime": "downtime", "moment": "Moment", "elapsed": "Elapsed", "step": "Escalated to",
            "event": "Event", "status": "Status", "host": "Host", "task": "Task", "not_recovered": "not recovered",
+           "interrupted": "interrupted (the run never ended; see run.json)",
            "ok": "succeeded", "failed": "failed"},
 }
 
@@ -93,7 +95,24 @@ def load_run(run_dir):
     diagnoses = [d for d in (_load_json(p) for p in _walk(run_dir, "diagnosis.json")) if isinstance(d, dict)]
     recoveries = [d for d in (_load_json(p) for p in _walk(run_dir, "recovery.json")) if isinstance(d, dict)]
     results = [d for d in (_load_json(p) for p in _walk(run_dir, "result.json")) if isinstance(d, dict)]
-    return {"events": events, "diagnoses": diagnoses, "recoveries": recoveries, "results": results}
+    journals = [d for d in (_load_json(p) for p in _walk(run_dir, "run.json")) if isinstance(d, dict)]
+    return {"events": events, "diagnoses": diagnoses, "recoveries": recoveries, "results": results,
+            "journals": journals}
+
+
+def run_outcome(run, failed_tasks):
+    """ok, failed, or interrupted: a run journal still open, or a run that never wrote its end (killed)."""
+    ends = [e for e in run["events"] if e.get("event") == "run_end"]
+    if any(j.get("state") != "ended" for j in run.get("journals", [])):
+        return "interrupted"
+    if not ends and not run["recoveries"] and not run["results"]:
+        return "interrupted"
+    if any(e.get("status") == "interrupted" for e in ends):
+        return "interrupted"
+    if failed_tasks or any(e.get("status") != "ok" for e in ends) \
+            or any(r.get("status") not in ("ok", None) for r in run["recoveries"]):
+        return "failed"
+    return "ok"
 
 
 def diagnosis_summary(diag):
@@ -131,8 +150,7 @@ def build(run, incident_start=None, severity=None):
     start = incident_start or (result or {}).get("injected_at") or times[0]
     end = max([times[-1]] + [t for t in ((result or {}).get("steady_at"), (result or {}).get("end")) if t])
     failed = [t for t in tasks if t.get("status") in ("failed", "unreachable", "interrupted")]
-    ends = [e for e in events if e.get("event") == "run_end"]
-    outcome = "failed" if failed or any(e.get("status") != "ok" for e in ends) else "ok"
+    outcome = run_outcome(run, failed)
     diag = diagnosis_summary(run["diagnoses"][0] if run["diagnoses"] else None)
     if not diag["scenarios"] and (result or {}).get("detection"):
         diag["scenarios"] = result["detection"].get("scenarios") or []

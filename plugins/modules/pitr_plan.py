@@ -104,7 +104,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.healthbutler.recovery.plugins.module_utils import backup_catalog
+from ansible_collections.healthbutler.recovery.plugins.module_utils import backup_catalog, pitr_wal
 from ansible_collections.healthbutler.recovery.plugins.module_utils import pitr_plan as pp
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pg_restore_run import counts
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pitr_exec import PgServer
@@ -140,7 +140,8 @@ def main():
         if target["kind"] in ("xid", "name"):
             resolved = pp.locate_target(runner, os.path.join(p["pg_bindir"], "pg_waldump"), p["wal_dir"],
                                         catalog, target)
-        plan = pp.build_plan(catalog, target, now, p["backup"], resolved)
+        plan = pitr_wal.plan_with_wal(runner, os.path.join(p["pg_bindir"], "pg_waldump"), p["wal_dir"], catalog,
+                                      target, now, p["backup"], resolved)
     except pp.PlanError as exc:
         module.fail_json(msg=exc.msg, field=exc.field, window=exc.window or pp.window(catalog))
 
@@ -198,10 +199,19 @@ def main():
 def plan_lines(plan, paths):
     t, b = plan["target"], plan["base_backup"]
     located = t.get("located_at") or {}
+    newest = plan.get("last_commit") or {}
+    instead = t.get("instead_of")
     return [
         "target: %s=%s (inclusive=%s, timeline=%s, action=%s)%s" % (
             t["kind"], t["value"], t["inclusive"], plan["recovery_timeline"], t["action"],
-            " located in WAL at %s %s" % (located.get("lsn"), located.get("time") or "") if located else ""),
+            " located in WAL at %s %s (timeline %s)" % (located.get("lsn"), located.get("time") or "",
+                                                        located.get("timeline", plan["recovery_timeline"]))
+            if located else ""),
+    ] + ([
+        "instead of time %s: %s, so the target is the end of the archived WAL" % (instead["time"], instead["why"])
+    ] if instead else []) + ([
+        "last archived commit: %s (LSN %s)" % (newest.get("time") or newest.get("name"), newest.get("lsn"))
+    ] if newest else []) + [
         "base backup: %s (stopped %s at LSN %s, timeline %s)" % (
             b["name"], b["stop_time"], b["stop_lsn"], b["timeline"]),
         "WAL: continuous from %s to %s (%s)" % (b["start_wal"], plan["wal_reach"]["last"], plan["wal_reach"]["time"]),

@@ -36,6 +36,16 @@ def iso_now():
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def parse_iso(text):
+    """Seconds since the epoch of an ISO time ending in Z (microseconds optional)."""
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def lsn(text):
+    hi, lo = text.split("/")
+    return (int(hi, 16) << 32) | int(lo, 16)
+
+
 def as_postgres(site, argv, check=True, **kw):
     cmd = ["su", "-s", "/bin/sh", "-c", 'exec "$0" "$@"', "--", site["hb_pg_os_user"]] + list(argv)
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)

@@ -111,6 +111,21 @@ def assert_finished(box, run, record, expected):
     assert lock(box) is None
 
 
+def assert_reported_interrupted(box):
+    """incident_report on the killed run's timeline, given as a path relative to where it is run from."""
+    root = box["hb_run_root"]
+    killed = sorted(d for d in os.listdir(root) if d.endswith("-recover_db"))[-1]
+    argv = [os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", os.path.join(ROOT, "inventories", "sandbox"),
+            os.path.join(ROOT, "playbooks", "incident_report.yml"), "-e", "incident_report_run_dir=runs/" + killed,
+            "-e", "incident_report_lang=en"]
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run(argv, cwd=os.path.dirname(root), env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "outcome interrupted" in proc.stdout, proc.stdout[-2000:]
+    with open(os.path.join(root, killed, "incident-report.en.md"), encoding="utf-8") as fh:
+        assert "interrupted (the run never ended" in fh.read()
+
+
 RESTORED = {TAGS[0]: BATCH, TAGS[1]: BATCH, TAGS[2]: 0}
 
 
@@ -121,6 +136,8 @@ def test_pitr_killed_then_rerun_finishes_it(history, sandbox, step):
     record = killed_at(sandbox, args, step)
     # What the issue found: the app left down, or in maintenance, with nothing saying so.
     assert sandbox.http("/health")[0] != 200 or os.path.exists(sandbox["hb_app_maintenance_flag"])
+    if step == "maintenance_on":
+        assert_reported_interrupted(sandbox)
     rerun = run_playbook("recover_db.yml", args)
     assert_finished(sandbox, rerun, record, RESTORED)
 

@@ -160,6 +160,19 @@ def test_run_all_without_scratch(tmp_path, fake_runner):
     assert report["window"]["latest"]["segment"] == "000000010000000000000003"
 
 
+def test_a_missing_backup_or_wal_directory_fails_the_catalogue_saying_so(tmp_path, fake_runner):
+    root = str(tmp_path / "b")
+    make_dump(root, T0)
+    fake_runner.add(r"pg_restore", 0).add(r"pg_verifybackup", 0, "backup successfully verified")
+    options = {"backup_dir": root, "wal_dir": "/nonexistent", "policy": {"offsite_required": False}}
+    report = ck.run_all(fake_runner, options, (T0 + timedelta(minutes=30)).timestamp())
+    catalog = next(c for c in report["checks"] if c["name"] == "catalog")
+    assert catalog["status"] == ck.FAILED
+    assert catalog["evidence"].startswith("WAL archive directory /nonexistent does not exist")
+    report = ck.run_all(fake_runner, {"backup_dir": "/nope", "wal_dir": "/nonexistent"}, T0.timestamp())
+    assert "backup directory /nope does not exist" in report["checks"][0]["evidence"]
+
+
 def test_run_all_with_remote_offsite_judges_presence_from_rsync(tmp_path, fake_runner):
     root, wal = str(tmp_path / "b"), str(tmp_path / "w")
     now = T0 + timedelta(minutes=30)

@@ -159,3 +159,23 @@ def test_incident_report_needs_a_timeline(tmp_path):
         report_incident.load_run(str(tmp_path))
     with pytest.raises(report_incident.ReportError, match="not a directory"):
         report_incident.load_run(os.path.join(str(tmp_path), "nope"))
+
+
+def _run(events, recoveries=(), results=(), journals=()):
+    return {"events": list(events), "recoveries": list(recoveries), "results": list(results),
+            "journals": list(journals), "diagnoses": []}
+
+
+TASK = {"event": "task", "status": "changed", "start": "2026-12-02T01:00:00Z", "end": "2026-12-02T01:00:01Z"}
+
+
+def test_a_run_killed_before_its_end_is_interrupted_not_a_success():
+    from ansible_collections.healthbutler.recovery.plugins.module_utils.report_incident import run_outcome
+    assert run_outcome(_run([TASK]), []) == "interrupted"  # SIGKILL: no run_end, no record
+    assert run_outcome(_run([TASK, {"event": "run_end", "status": "ok"}],
+                            journals=[{"state": "running"}]), []) == "interrupted"
+    assert run_outcome(_run([TASK, {"event": "run_end", "status": "interrupted"}]), []) == "interrupted"
+    assert run_outcome(_run([TASK, {"event": "run_end", "status": "ok"}], recoveries=[{"status": "aborted"}]),
+                       []) == "failed"
+    assert run_outcome(_run([TASK, {"event": "run_end", "status": "ok"}], recoveries=[{"status": "ok"}],
+                            journals=[{"state": "ended"}]), []) == "ok"
