@@ -298,19 +298,36 @@ def check_in_window(catalog, target, base, seg_size=WAL_SEG_SIZE):
         _fail_reach(target, base, reach, win, "no archived WAL from the base backup's start segment")
     if target.get("lsn") is not None and target["lsn"] >= parse_lsn(reach["end_lsn"]):
         _fail_reach(target, base, reach, win, "LSN %s is past the end of continuous WAL (%s)"
-                    % (target["value"], reach["end_lsn"]))
+                    % (target["value"], reach["end_lsn"]), branch_that_reaches(wal, target, base, tli, seg_size))
     if target.get("time") is not None and target["time"] > parse_iso(reach["time"]):
         _fail_reach(target, base, reach, win, "time %s is after the newest continuously archived WAL (%s)"
-                    % (iso(target["time"]), reach["time"]))
+                    % (iso(target["time"]), reach["time"]), branch_that_reaches(wal, target, base, tli, seg_size))
     return reach, tli
 
 
-def _fail_reach(target, base, reach, win, why):
+def _fail_reach(target, base, reach, win, why, branch=""):
     gap = (" WAL gap: segment %s is missing after %s." % (reach["missing"], reach["last"])
            if reach.get("missing") else "")
-    raise PlanError("target %s=%s cannot be reached from base backup %s: %s.%s %s" % (
-        target["kind"], target["value"], base["name"], why, gap, describe_window(win)),
+    raise PlanError("target %s=%s cannot be reached from base backup %s: %s.%s%s %s" % (
+        target["kind"], target["value"], base["name"], why, gap, branch, describe_window(win)),
         window=win, field=target["kind"])
+
+
+def branch_that_reaches(wal, target, base, tried, seg_size=WAL_SEG_SIZE):
+    """' Timeline N reaches it: ...' when another branch from ``base`` holds a time/LSN target, else ''."""
+    history = wal.get("history") or {}
+    for tli in sorted((int(t) for t in wal.get("timelines") or []), reverse=True):
+        if tli == tried or int(base["timeline"]) not in [t for t, _unused in walnames.timeline_path(tli, history)]:
+            continue
+        reach = contiguous_reach(wal, base["start_wal"], tli, seg_size)
+        if not reach["last"]:
+            continue
+        if (target.get("lsn") is not None and target["lsn"] < parse_lsn(reach["end_lsn"])) or (
+                target.get("time") is not None and target["time"] <= parse_iso(reach["time"])):
+            newest = max(int(t) for t in wal.get("timelines") or [tli])
+            return ' Timeline %d (a later branch) reaches it: add "timeline": %d%s to the target.' % (
+                tli, tli, ' (or "latest")' if tli == newest else "")
+    return ""
 
 
 def _target_tli(wal, target, base):

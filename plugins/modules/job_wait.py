@@ -17,7 +17,7 @@ description:
   - Returns the job's own result; fails as the job failed, or when O(timeout) passes.
 options:
   jid:
-    description: The async job id (C(ansible_job_id) of the task launched with C(poll: 0)).
+    description: The async job id, C(ansible_job_id) of the task launched with C(poll=0).
     type: str
     required: true
   timeout:

@@ -174,8 +174,9 @@ def test_timeline_history_is_followed_for_latest():
     assert reach["last"] == seg(7, 2) and reach["missing"] is None
     plan = pp.build_plan(cat, target(time="2026-11-28T20:06:00Z", timeline="latest"), NOW)
     assert plan["recovery_timeline"] == 2
-    with pytest.raises(pp.PlanError):
+    with pytest.raises(pp.PlanError) as err:
         pp.build_plan(cat, target(time="2026-11-28T20:06:00Z"), NOW)  # current = 1 ends at segment 5
+    assert 'Timeline 2 (a later branch) reaches it: add "timeline": 2 (or "latest") to the target.' in err.value.msg
     with pytest.raises(pp.PlanError) as err:
         pp.build_plan(cat, target(time="2026-11-28T20:06:00Z", timeline=3), NOW)
     assert "no history file" in err.value.msg
