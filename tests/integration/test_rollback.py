@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 
 import pytest
-from harness import run_playbook
+from harness import ROOT, run_playbook, wait_for
 from rollback_helpers import (
     STABLE,
     build_and_restart,
@@ -124,3 +126,49 @@ def test_production_refused_without_confirm(playbook):
     ok = [e["event_data"]["task"] for e in run.events if e.get("event") == "runner_on_ok"]
     guard = ("Validating arguments against arg spec", "Find the play's hosts in the production group", "Print the plan")
     assert ok and all(task.startswith(guard) for task in ok), ok
+
+
+def rollback_journal(box):
+    lock = os.path.join(box["hb_run_root"], "rollback", "locks", "rollback.lock")
+    try:
+        with open(lock, encoding="utf-8") as fh:
+            run_dir = json.load(fh)["run_dir"]
+        with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def test_a_rollback_killed_after_its_migration_is_finished_by_the_rerun_without_repeating_it(broken_release,
+                                                                                               run_dir):
+    box = broken_release
+    migration_log = os.path.join(run_dir, "migrations.log")
+    extravars = {"rollback_migrate": True,
+                 "rollback_migration_command": ["sh", "-c", 'printf "%s\\n" "$1" >> ' + migration_log, "migrate"]}
+    records = os.path.join(box["hb_run_root"], "rollback")
+    before = set(os.listdir(records)) if os.path.isdir(records) else set()
+    proc = subprocess.Popen(
+        [os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", os.path.join(ROOT, "inventories", "sandbox"),
+         os.path.join(ROOT, "playbooks", "rollback.yml"), "-e", json.dumps(extravars)],
+        env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg")), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: "migration %s" % MIGRATION in [s["name"] for s in (rollback_journal(box) or {})
+                                                          .get("steps", [])] or proc.poll() is not None,
+                 timeout=300, interval=0.05, what="the migration journalled")
+        assert proc.poll() is None, "the rollback ended before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    stamp = rollback_journal(box)["stamp"]
+    rerun = run_playbook("rollback.yml", extravars)
+    assert rerun.rc == 0, rerun.stdout[-4000:]
+    assert "interrupted rollback %s" % stamp in rerun.stdout
+    assert box.wait_health(200)[1]["version"] == "1.1.0"
+    assert head(box) == tag_commit(box, STABLE)
+    with open(migration_log, encoding="utf-8") as fh:
+        assert fh.read().split() == [MIGRATION]  # rolled back once, not again by the re-run
+    new = sorted(set(os.listdir(records)) - before - {"locks"})
+    assert [n for n in new if n.endswith("-run")] == ["%s-run" % stamp]
+    assert len([n for n in new if not n.endswith("-run")]) == 1, new  # one preserved record for the incident
+    assert rollback_journal(box) is None  # lock released
