@@ -144,7 +144,9 @@ def ansible_playbook(inv, vault_pass, playbook, extra, run_dir, now=None, invent
     argv = [os.path.join(BIN, "ansible-playbook"), "-v", "-i", inv]
     for more in inventories:
         argv += ["-i", more]
-    argv += ["--vault-password-file", vault_pass, os.path.join(ROOT, "playbooks", playbook)]
+    if vault_pass:
+        argv += ["--vault-password-file", vault_pass]
+    argv.append(os.path.join(ROOT, "playbooks", playbook))
     for key, value in extra.items():
         argv += ["-e", json.dumps({key: value})]
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
