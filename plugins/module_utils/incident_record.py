@@ -414,4 +414,5 @@ def delivery_line(entry):
     return "%s step %s -> %s via %s%s: %s%s" % (
         entry["event"], entry.get("step") or "-", who, entry.get("channel") or "-",
         " <%s>" % entry["to"] if entry.get("to") else "", entry["status"],
-        " after %d attempt(s)" % tries if tries > 1 else "") + (" (%s)" % entry["reason"] if entry.get("reason") else "")
+        " after %d attempt(s)" % tries if tries > 1 else "") + (
+        " (%s)" % entry["reason"] if entry.get("reason") else "")

@@ -39,7 +39,8 @@ TEXT = {
            "not_recorded": "本次运行未记录（请补充）", "seconds": "秒", "rows_lost": "丢失行数", "downtime": "停机时间",
            "moment": "时刻", "elapsed": "已用时间", "step": "升级到", "event": "事件", "status": "状态",
            "host": "主机", "task": "任务", "not_recovered": "未恢复", "ok": "成功", "failed": "失败",
-           "incident": "事故记录", "no_incident": "无（本次运行未打开事故记录）", "notified": "通知对象", "channel": "渠道",
+           "incident": "事故记录", "no_incident": "无（本次运行未打开事故记录）", "notified": "通知对象",
+           "channel": "渠道",
            "attempts": "尝试次数", "results": "结果"},
     "en": {"title": "Incident report", "s1": "1. Overview", "s2": "2. Root cause analysis", "s3": "3. Impact",
            "s4": "4. Response and recovery", "s5": "5. Improvements", "start": "Started", "end": "Ended",
@@ -261,7 +262,8 @@ def _sections(report, lang):
     """(heading, [(kind, payload)]) for both renderers; kinds: kv, list, table, checklist."""
     t = TEXT[lang]
     ov, rc, im, rs, iv = (report[k] for k in ("overview", "root_cause", "impact", "response", "improvements"))
-    esc_rows = [[t[m["name"]], m["time"] or (t["not_recovered"] if m["name"] == "recover" else t["not_recorded"]), "-" if m["elapsed_s"] is None else m["elapsed_s"],
+    esc_rows = [[t[m["name"]], m["time"] or (t["not_recovered"] if m["name"] == "recover" else t["not_recorded"]),
+                 "-" if m["elapsed_s"] is None else m["elapsed_s"],
                  (m["escalation"] or {}).get(lang, "-")] for m in rs["moments"]]
     direct = "; ".join("%s (%s): %s" % (f["task"], f["host"], f["msg"]) for f in rc["failed_tasks"][:3])
     return [
@@ -284,7 +286,8 @@ def _sections(report, lang):
                    ("table", (["table", "before", "after"],
                               [[c["table"], c["before"], c["after"]] for c in im["row_changes"]]
                               or [["-", "-", "-"]]))]),
-        (t["s4"], _incident_parts(rs, t) + [("table", ([t["moment"], "UTC", t["elapsed"] + " (s)", t["step"]], esc_rows)),
+        (t["s4"], _incident_parts(rs, t) + [
+            ("table", ([t["moment"], "UTC", t["elapsed"] + " (s)", t["step"]], esc_rows)),
                    ("table", ([t["moment"], t["task"], t["status"]],
                               [[a["time"], a["task"], a["status"]] for a in rs["actions"]] or [["-", "-", "-"]]))]),
         (t["s5"], [("list", [t["short"] + ": " + s for s in iv["short_term"]] or

@@ -55,7 +55,9 @@ options:
     elements: int
     default: []
   hosts:
-    description: Inventory names of the hosts concerned (C(open)); C(resolve) without O(id) resolves the incidents of these hosts.
+    description:
+      - Inventory names of the hosts concerned (C(open)).
+      - C(resolve) without O(id) resolves the active incidents of these hosts.
     type: list
     elements: str
     default: []
@@ -72,7 +74,9 @@ options:
     elements: str
     default: []
   drill:
-    description: The incident belongs to a drill (label C(drill)); C(resolve) then resolves drill incidents only, and without it never one.
+    description:
+      - The incident belongs to a drill (label C(drill)).
+      - C(resolve) with it resolves drill incidents only, and without it never one.
     type: bool
     default: false
   drill_channel:
@@ -97,14 +101,19 @@ options:
     description: The run that resolved the incident (C(playbook), C(run_dir), C(hosts), C(verification)).
     type: dict
   ref_dir:
-    description: A run directory to write C(incident.json) into, pointing at the incidents opened or resolved (read by the incident report).
+    description:
+      - A run directory to write C(incident.json) into, pointing at the incidents opened or resolved.
+      - The incident report reads it.
     type: path
   now:
-    description: The current time as ISO-8601 UTC; empty = the clock. For tests and replays only (the role reads C(HB_INCIDENT_NOW)).
+    description:
+      - The current time as ISO-8601 UTC; empty = the clock.
+      - For tests and replays only (the role reads C(HB_INCIDENT_NOW)).
     type: str
     default: ""
   escalation:
-    description: The escalation steps, each C(step), C(role), C(after_minutes) (since detection) and C(notify) (contact names).
+    description:
+      - The escalation steps, each C(step), C(role), C(after_minutes) (since detection) and C(notify) (contact names).
     type: list
     elements: dict
     default: []

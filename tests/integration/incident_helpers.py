@@ -154,7 +154,7 @@ def ansible_playbook(inv, vault_pass, playbook, extra, run_dir, now=None, invent
     env.pop("HB_INCIDENT_NOW", None)
     if now:
         env["HB_INCIDENT_NOW"] = now
-    res = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    res = subprocess.run(argv, check=False, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     return res.returncode, res.stdout + res.stderr
 
 

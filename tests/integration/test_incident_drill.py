@@ -57,7 +57,10 @@ def test_drill_incident_reaches_the_drill_channel_only_and_its_report_has_real_t
                                    run_dir, inventories=[r["inventory"]])
     assert rc == 0, console[-4000:]
     scenario_dir = os.path.join(run_dir, "app_crash")
-    records = [json.load(open(p, encoding="utf-8")) for p in glob.glob(os.path.join(r["base"], "incidents", "INC-*"))]
+    records = []
+    for path in glob.glob(os.path.join(r["base"], "incidents", "INC-*")):
+        with open(path, encoding="utf-8") as fh:
+            records.append(json.load(fh))
     assert len(records) == 1, [x["id"] for x in records]
     inc = records[0]
     assert inc["labels"] == ["drill"] and inc["severity"] == "P0" and inc["status"] == "resolved"
@@ -83,6 +86,7 @@ def test_drill_incident_reaches_the_drill_channel_only_and_its_report_has_real_t
     assert "- **恢复时间**: %s (healthbutler.recovery.restart_app" % inc["resolved_at"] in section
     assert section.count("drill (webhook)") == 6 and "real (webhook)" not in section
 
-    leaks = files_containing(run_dir, r["secrets"]) + files_containing(os.path.join(r["base"], "incidents"), r["secrets"])
+    leaks = files_containing(run_dir, r["secrets"])
+    leaks += files_containing(os.path.join(r["base"], "incidents"), r["secrets"])
     leaks += ["console: %s" % s[:6] for s in r["secrets"] if s in console + report_console]
     assert not leaks, leaks
