@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 module: incident
 short_description: Open, escalate, acknowledge and resolve an incident record, notifying along the escalation path
 description:
-  - Keeps one JSON record per incident in O(incident_dir) on the controller (run it with C(delegate_to: localhost)).
+  - Keeps one JSON record per incident in O(incident_dir) on the controller (run it with C(delegate_to=localhost)).
   - C(open) opens an incident when O(severity) is at or above O(threshold), or updates the active incident of
     the same first scenario and overlapping hosts seen within O(window_minutes) (no duplicate), then notifies the
     steps that are due.
