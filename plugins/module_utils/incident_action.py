@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+import time
+from datetime import datetime, timedelta, timezone
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import incident_notify as notify
 from ansible_collections.healthbutler.recovery.plugins.module_utils import incident_record as rec
@@ -80,6 +81,12 @@ def run(p, sender=None, sleep=None, clock=None, check=False):
     if action not in rec.ACTIONS:
         raise rec.IncidentError("action=%r; valid: %s" % (action, ", ".join(rec.ACTIONS)))
     now = rec.parse_time(p["now"]) if p.get("now") else datetime.now(timezone.utc)
+    if clock is None:  # attempt times follow the same clock as the record (a moved clock in tests)
+        started = time.monotonic()
+
+        def clock():
+            moment = now + timedelta(seconds=time.monotonic() - started)
+            return moment.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (moment.microsecond // 1000)
     channels = channels_by_name(p.get("channels"))
     contacts = p.get("contacts") or {}
     steps = rec.validate_config(p.get("escalation") or rec.default_steps(), contacts, channels,

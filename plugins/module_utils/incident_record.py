@@ -315,15 +315,16 @@ class Notifier:
 
     def follow_up(self, record, event, now, check=False):
         """acknowledge/resolve to every channel (and address) that got a trigger."""
-        out, seen = [], set()
+        out, told = [], {}
         for prev in record.get("notifications") or []:
             if prev["event"] != "trigger" or prev["status"] not in ("delivered", "failed") or not prev["channel"]:
                 continue
-            key = (prev["channel"], prev.get("to"))
-            if key in seen or prev["channel"] not in self.channels:
-                continue
-            seen.add(key)
-            contacts = [dict(self.contacts.get(n, {}), name=n) for n in prev.get("contacts") or []]
+            if prev["channel"] in self.channels:
+                names = told.setdefault((prev["channel"], prev.get("to")), [])
+                names += [n for n in prev.get("contacts") or [] if n not in names]
+        for (channel, to), names in told.items():
+            prev = {"channel": channel, "to": to}
+            contacts = [dict(self.contacts.get(n, {}), name=n) for n in names]
             entry = self._entry(now, event, None, prev["channel"], prev.get("to"), contacts)
             if check:
                 entry.update(status="would_send", attempts=[])
