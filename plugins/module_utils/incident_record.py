@@ -114,6 +114,9 @@ def validate_config(steps, contacts, channels, drill_channel=""):
     if drill_channel and drill_channel not in channels:
         raise IncidentError("hb_incident_drill_channel=%r is not in hb_incident_channels (known: %s)"
                             % (drill_channel, ", ".join(sorted(channels)) or "none"))
+    if drill_channel and channels[drill_channel]["type"] == "email" and not channels[drill_channel].get("to"):
+        raise IncidentError("hb_incident_drill_channel=%r is an email channel without a fixed recipient: set "
+                            "hb_incident_channels.%s.to (the drill mailbox)" % (drill_channel, drill_channel))
     return sorted(out, key=lambda s: (s["after_minutes"], s["step"]))
 
 

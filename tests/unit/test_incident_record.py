@@ -201,6 +201,7 @@ def test_record_on_disk_has_no_secret(run, tmp_path):
     ({"channels": [{"name": "m", "type": "email", "host": "h"}]}, "hb_incident_channels.m.from is required"),
     ({"channels": [{"name": "w", "type": "webhook", "url": "ftp://x"}]}, "hb_incident_channels.w.url must start"),
     ({"drill_channel": "pager"}, "hb_incident_drill_channel='pager' is not in hb_incident_channels"),
+    ({"drill_channel": "mail"}, "set hb_incident_channels.mail.to"),
 ])
 def test_bad_input_is_named_before_anything_changes(run, tmp_path, change, message):
     kw = dict(change)
