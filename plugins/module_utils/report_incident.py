@@ -39,7 +39,10 @@ TEXT = {
            "not_recorded": "本次运行未记录（请补充）", "seconds": "秒", "rows_lost": "丢失行数", "downtime": "停机时间",
            "moment": "时刻", "elapsed": "已用时间", "step": "升级到", "event": "事件", "status": "状态",
            "host": "主机", "task": "任务", "not_recovered": "未恢复", "ok": "成功", "failed": "失败",
-           "interrupted": "中断（运行未结束，见 run.json）"},
+           "interrupted": "中断（运行未结束，见 run.json）",
+           "incident": "事故记录", "no_incident": "无（本次运行未打开事故记录）", "notified": "通知对象",
+           "channel": "渠道",
+           "attempts": "尝试次数", "results": "结果"},
     "en": {"title": "Incident report", "s1": "1. Overview", "s2": "2. Root cause analysis", "s3": "3. Impact",
            "s4": "4. Response and recovery", "s5": "5. Improvements", "start": "Started", "end": "Ended",
            "duration": "Duration", "scope": "Scope", "severity": "Severity", "outcome": "Outcome",
@@ -53,7 +56,9 @@ TEXT = {
            "downtime": "downtime", "moment": "Moment", "elapsed": "Elapsed", "step": "Escalated to",
            "event": "Event", "status": "Status", "host": "Host", "task": "Task", "not_recovered": "not recovered",
            "interrupted": "interrupted (the run never ended; see run.json)",
-           "ok": "succeeded", "failed": "failed"},
+           "ok": "succeeded", "failed": "failed",
+           "incident": "Incident record", "no_incident": "none (no incident record in this run)",
+           "notified": "Notified", "channel": "Channel", "attempts": "Attempts", "results": "Results"},
 }
 
 
@@ -97,7 +102,7 @@ def load_run(run_dir):
     results = [d for d in (_load_json(p) for p in _walk(run_dir, "result.json")) if isinstance(d, dict)]
     journals = [d for d in (_load_json(p) for p in _walk(run_dir, "run.json")) if isinstance(d, dict)]
     return {"events": events, "diagnoses": diagnoses, "recoveries": recoveries, "results": results,
-            "journals": journals}
+            "journals": journals, "incidents": load_incidents(run_dir)}
 
 
 def run_outcome(run, failed_tasks):
@@ -113,6 +118,23 @@ def run_outcome(run, failed_tasks):
             or any(r.get("status") not in ("ok", None) for r in run["recoveries"]):
         return "failed"
     return "ok"
+
+
+def load_incidents(run_dir):
+    """The incident records the runs under ``run_dir`` point at (incident.json), newest state first:
+    the record itself when it is still there, else the snapshot the run kept."""
+    found = {}
+    for path in _walk(run_dir, "incident.json"):
+        ref = _load_json(path) or {}
+        for item in ref.get("incidents") or []:
+            if not isinstance(item, dict) or not item.get("id"):
+                continue
+            record = _load_json(item.get("path") or "") or item.get("snapshot")
+            if isinstance(record, dict):
+                old = found.get(item["id"])
+                if old is None or (record.get("updated_at") or "") >= (old.get("updated_at") or ""):
+                    found[item["id"]] = record
+    return sorted(found.values(), key=lambda r: r.get("detected_at") or "")
 
 
 def diagnosis_summary(diag):
@@ -171,6 +193,13 @@ def build(run, incident_start=None, severity=None):
     changing = [t for t in tasks if t.get("changed") or t.get("status") == "changed"]
     respond_at = changing[0]["start"] if changing else (tasks[0]["start"] if tasks else start)
     recovered_at = (result or {}).get("steady_at") or (end if outcome == "ok" else None)
+    incident = (run.get("incidents") or [None])[0]
+    if incident:
+        # The incident record knows: detected (opened), responded (acknowledged), recovered (resolved).
+        detect_at = incident.get("detected_at") or detect_at
+        respond_at = incident.get("acknowledged_at")
+        recovered_at = incident.get("resolved_at")
+        p_level = p_level or incident.get("severity")
     moments = [moment("start", start), moment("detect", detect_at), moment("respond", respond_at),
                moment("recover", recovered_at), moment("end", end)]
 
@@ -207,12 +236,39 @@ def build(run, incident_start=None, severity=None):
                                      "status": e.get("status") or e.get("event")} for e in key_events][:60]},
         "impact": {"rows_lost": rows_lost, "downtime_s": downtime, "row_changes": row_changes,
                    "writes": (result or {}).get("writes")},
-        "response": {"moments": moments,
+        "response": {"moments": moments, "incident": _incident_summary(incident),
+                     "notifications": _notifications(incident),
                      "actions": [{"time": t["start"], "task": t.get("task"), "status": t.get("status")}
                                  for t in tasks if t.get("status") in ("changed", "failed")][:40]},
         "improvements": {"short_term": ["%s: %s" % (t.get("task"), t.get("msg") or "failed") for t in failed][:10],
                          "prevention": [{"zh": zh, "en": en} for zh, en in PREVENTION]},
     }
+
+
+def _incident_summary(incident):
+    if not incident:
+        return None
+    keys = ("id", "status", "severity", "labels", "detected_at", "acknowledged_at", "acknowledged_by",
+            "resolved_at", "resolved_by")
+    out = {k: incident.get(k) for k in keys}
+    out["steps_reached"] = [{"step": e.get("step"), "role": e.get("role"), "reached_at": e.get("reached_at"),
+                             "why": e.get("why")} for e in incident.get("escalation") or []]
+    out["resolution"] = {k: v for k, v in (incident.get("resolution") or {}).items() if k in ("playbook", "run_dir",
+                                                                                             "time", "verification")}
+    return out
+
+
+def _notifications(incident):
+    """Who was notified when: one row per delivery (never a URL, key or password: the record has none)."""
+    rows = []
+    for n in (incident or {}).get("notifications") or []:
+        attempts = n.get("attempts") or []
+        rows.append({"time": n.get("delivered_at") or n.get("time"), "event": n.get("event"), "step": n.get("step"),
+                     "who": ", ".join(n.get("contacts") or []) + (" <%s>" % n["to"] if n.get("to") else ""),
+                     "channel": "%s (%s)" % (n.get("channel") or "-", n.get("type") or "-"),
+                     "status": n.get("status"), "attempts": len(attempts),
+                     "results": "; ".join(a.get("result", "") for a in attempts)[:200] or n.get("reason") or ""})
+    return rows
 
 
 def _v(value, t):
@@ -223,7 +279,8 @@ def _sections(report, lang):
     """(heading, [(kind, payload)]) for both renderers; kinds: kv, list, table, checklist."""
     t = TEXT[lang]
     ov, rc, im, rs, iv = (report[k] for k in ("overview", "root_cause", "impact", "response", "improvements"))
-    esc_rows = [[t[m["name"]], m["time"] or t["not_recovered"], "-" if m["elapsed_s"] is None else m["elapsed_s"],
+    esc_rows = [[t[m["name"]], m["time"] or (t["not_recovered"] if m["name"] == "recover" else t["not_recorded"]),
+                 "-" if m["elapsed_s"] is None else m["elapsed_s"],
                  (m["escalation"] or {}).get(lang, "-")] for m in rs["moments"]]
     direct = "; ".join("%s (%s): %s" % (f["task"], f["host"], f["msg"]) for f in rc["failed_tasks"][:3])
     return [
@@ -246,13 +303,36 @@ def _sections(report, lang):
                    ("table", (["table", "before", "after"],
                               [[c["table"], c["before"], c["after"]] for c in im["row_changes"]]
                               or [["-", "-", "-"]]))]),
-        (t["s4"], [("table", ([t["moment"], "UTC", t["elapsed"] + " (s)", t["step"]], esc_rows)),
+        (t["s4"], _incident_parts(rs, t) + [
+            ("table", ([t["moment"], "UTC", t["elapsed"] + " (s)", t["step"]], esc_rows)),
                    ("table", ([t["moment"], t["task"], t["status"]],
                               [[a["time"], a["task"], a["status"]] for a in rs["actions"]] or [["-", "-", "-"]]))]),
         (t["s5"], [("list", [t["short"] + ": " + s for s in iv["short_term"]] or
                     [t["short"] + ": " + t["tbd"]]),
                    ("checklist", ["%s — %s: %s" % (p[lang], t["owner"], t["tbd"]) for p in iv["prevention"]])]),
     ]
+
+
+def _incident_parts(rs, t):
+    inc = rs.get("incident")
+    if not inc:
+        return [("kv", [(t["incident"], t["no_incident"])])]
+    steps = ", ".join("%s (%s) %s" % (s["step"], s["role"], s["reached_at"]) for s in inc["steps_reached"])
+    res = inc.get("resolution") or {}
+    parts = [("kv", [(t["incident"], "%s (%s%s)" % (inc["id"], inc["status"],
+                                                    ", drill" if "drill" in (inc.get("labels") or []) else "")),
+                     (t["detect"], _v(inc["detected_at"], t)),
+                     (t["respond"], "%s %s" % (_v(inc["acknowledged_at"], t),
+                                               "(%s)" % inc["acknowledged_by"] if inc["acknowledged_by"] else "")),
+                     (t["recover"], "%s %s" % (_v(inc["resolved_at"], t),
+                                               "(%s %s)" % (res.get("playbook") or inc.get("resolved_by") or "",
+                                                            res.get("run_dir") or "") if inc["resolved_at"] else "")),
+                     (t["escalation"], steps or t["none"])])]
+    rows = [[n["time"], n["event"], n["step"] or "-", n["who"] or "-", n["channel"], n["status"], n["attempts"],
+             n["results"]] for n in rs.get("notifications") or []]
+    parts.append(("table", ([t["moment"], t["event"], t["step"], t["notified"], t["channel"], t["status"],
+                             t["attempts"], t["results"]], rows or [["-"] * 8])))
+    return parts
 
 
 def render_markdown(report, lang="zh"):
