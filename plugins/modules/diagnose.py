@@ -142,6 +142,16 @@ options:
     description: How many lines of the PM2 error log and of the PostgreSQL log to read.
     type: int
     default: 100
+  journal_unit:
+    description:
+      - systemd unit whose journal the app section reads (C(journalctl -u <unit> -n journal_lines)); empty means
+        O(app_name). Where systemd is not PID 1 the result says C(no journal on this host).
+    type: str
+    default: ""
+  journal_lines:
+    description: How many journal lines to read.
+    type: int
+    default: 500
   pg_bindir:
     description: Directory of C(psql) and C(pg_isready); C(PATH) when omitted.
     type: path
@@ -266,7 +276,7 @@ facts:
       description: >-
         pm2 (reachable), process (name, pid, status, restart_time, unstable_restarts, uptime_s, exit_code,
         memory_bytes, heap), port (listening, holders with pid, command and redacted cmdline), health and api
-        probes (status, time_total_s), error_log (lines redacted, signatures counted, summary of distinct
+        probes (status, time_total_s), journal (available, lines redacted, summary; or reason), error_log (lines redacted, signatures counted, summary of distinct
         messages with count, first and last, age_s), env (keys of I(env_file), set or not, values redacted),
         users (db read/write as the app's user with target, error and reason; redis; latency p95_s;
         env_backup with changed keys and times).
@@ -302,6 +312,7 @@ from ansible_collections.healthbutler.recovery.plugins.module_utils import (
     diagnose_app,
     diagnose_backups,
     diagnose_host,
+    diagnose_journal,
     diagnose_postgres,
     diagnose_probe,
     diagnose_redis,
@@ -337,6 +348,8 @@ def gather(module, runner, sections):
         facts["app"] = diagnose_app.collect(runner, pm2_bin, p["pm2_home"], p["app_name"], p["app_port"],
                                             p["health_url"], p["api_urls"], p["http_timeout"], p["log_lines"],
                                             p["env_file"], probes=probes, ss_bin=module.get_bin_path("ss"))
+        facts["app"]["journal"] = diagnose_journal.read_journal(
+            runner, p["journal_unit"] or p["app_name"], p["journal_lines"], module.get_bin_path("journalctl"))
     if "postgres" in sections:
         conn = psql.Conn(p["pg_host"], p["pg_port"], p["pg_user"], p["pg_password"], p["pg_database"],
                          p["pg_bindir"])
@@ -376,6 +389,8 @@ def main():
             env_backup_dir=dict(type="path"),
             http_timeout=dict(type="int", default=5),
             log_lines=dict(type="int", default=100),
+            journal_unit=dict(type="str", default=""),
+            journal_lines=dict(type="int", default=500),
             pg_bindir=dict(type="path"),
             pg_host=dict(type="str", default="127.0.0.1"),
             pg_port=dict(type="int", default=5432),
