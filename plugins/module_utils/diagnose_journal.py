@@ -42,7 +42,8 @@ def read_journal(runner, unit, lines=500, journalctl="journalctl", is_booted=Non
         return out
     res = runner.run(journal_argv(journalctl, unit, lines), timeout=timeout)
     if res.rc != 0:
-        out["reason"] = "journalctl failed (rc=%s): %s" % (res.rc, redact_text((res.stderr or res.stdout).strip())[:300])
+        said = redact_text((res.stderr or res.stdout).strip())[:300]
+        out["reason"] = "journalctl failed (rc=%s): %s" % (res.rc, said)
         return out
     got = parse(res.stdout)
     out.update(available=True, lines=got, count=len(got), summary=diagnose_logs.summarize(got))

@@ -276,7 +276,8 @@ facts:
       description: >-
         pm2 (reachable), process (name, pid, status, restart_time, unstable_restarts, uptime_s, exit_code,
         memory_bytes, heap), port (listening, holders with pid, command and redacted cmdline), health and api
-        probes (status, time_total_s), journal (available, lines redacted, summary; or reason), error_log (lines redacted, signatures counted, summary of distinct
+        probes (status, time_total_s), journal (available, redacted lines; or reason),
+        error_log (lines redacted, signatures counted, summary of distinct
         messages with count, first and last, age_s), env (keys of I(env_file), set or not, values redacted),
         users (db read/write as the app's user with target, error and reason; redis; latency p95_s;
         env_backup with changed keys and times).

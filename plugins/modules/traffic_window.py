@@ -68,7 +68,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 figures:
-  description: requests, app_requests, errors_5xx, error_rate_pct, p95_ms, maintenance_503, by_upstream, window_s, probes.
+  description:
+    - requests, app_requests, errors_5xx, error_rate_pct, p95_ms, maintenance_503, by_upstream, window_s, probes.
   returned: always
   type: dict
 passed:

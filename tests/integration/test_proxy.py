@@ -32,6 +32,11 @@ def proxy(sandbox, path="/health"):
         return 0, {}, ""
 
 
+def read(path):
+    with open(path, encoding="utf-8") as fh:
+        return fh.read()
+
+
 def proxy_flag(sandbox):
     return os.path.join(sandbox["hb_proxy_dir"], "maintenance.flag")
 
@@ -124,9 +129,9 @@ def test_restore_traffic_reaches_100_percent_with_every_step_recorded(at_the_pro
 
 def test_restore_traffic_names_bad_steps_before_any_change(at_the_proxy):
     box = at_the_proxy
-    before = open(os.path.join(box["hb_proxy_dir"], "traffic.conf"), encoding="utf-8").read()
+    before = read(os.path.join(box["hb_proxy_dir"], "traffic.conf"))
     run = run_playbook("restore_traffic.yml", {"steps": "50,10"})
     assert run.rc != 0
     assert "steps: 50,10 must rise and end at 100, e.g. 10,50,100" in run.stdout
-    assert open(os.path.join(box["hb_proxy_dir"], "traffic.conf"), encoding="utf-8").read() == before
+    assert read(os.path.join(box["hb_proxy_dir"], "traffic.conf")) == before
     assert proxy(box, "/health")[0] == 200

@@ -24,7 +24,8 @@ JOURNAL = """-- Journal begins at Mon 2026-11-30 08:00:01 CST, ends at Tue 2026-
 def test_reads_the_units_journal_redacted():
     runner = FakeRunner(stdout=JOURNAL)
     out = dj.read_journal(runner, "health-butler", 500, journalctl="/usr/bin/journalctl", is_booted=True)
-    assert runner.calls == [["/usr/bin/journalctl", "-u", "health-butler", "-n", "500", "--no-pager", "-o", "short-iso"]]
+    assert runner.calls == [["/usr/bin/journalctl", "-u", "health-butler", "-n", "500", "--no-pager",
+                             "-o", "short-iso"]]
     assert out["available"] and out["count"] == 3
     assert not any("s3cretpass" in line for line in out["lines"])
     assert any("ECONNREFUSED" in line for line in out["lines"])

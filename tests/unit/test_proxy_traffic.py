@@ -1,10 +1,10 @@
 """proxy_traffic: the split include, access-log figures, the step gate, the steps, the probes."""
 
 import pytest
+from fakes import Clock
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import proxy_traffic as pt
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import RecoveryError
-from fakes import Clock
 
 
 @pytest.mark.parametrize("given,expected", [
