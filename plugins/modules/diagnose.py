@@ -48,9 +48,11 @@ options:
   sections:
     description:
       - Sections to collect. When omitted they follow I(groups).
+      - V(app_tools) (only when asked) runs C(prisma validate) and C(npm audit --json) in I(app_dir), each with
+        I(tools_timeout); a missing tool or network gives C(available=false) and C(reason) "unavailable, because ...".
     type: list
     elements: str
-    choices: [host, app, postgres, redis, backups]
+    choices: [host, app, app_tools, postgres, redis, backups]
   groups:
     description:
       - The host's inventory groups (pass C(group_names)); used when I(sections) is omitted.
@@ -148,6 +150,21 @@ options:
         O(app_name). Where systemd is not PID 1 the result says C(no journal on this host).
     type: str
     default: ""
+  app_dir:
+    description: The app checkout, for section V(app_tools) (its C(prisma/schema.prisma) and C(package-lock.json)).
+    type: path
+  prisma_bin:
+    description: prisma CLI for V(app_tools) when the app has no C(node_modules/.bin/prisma) of its own.
+    type: str
+    default: prisma
+  npm_bin:
+    description: npm for V(app_tools) (C(npm audit --json)).
+    type: str
+    default: npm
+  tools_timeout:
+    description: Seconds each tool of V(app_tools) may take.
+    type: int
+    default: 60
   journal_lines:
     description: How many journal lines to read.
     type: int
@@ -314,6 +331,7 @@ from ansible_collections.healthbutler.recovery.plugins.module_utils import (
     diagnose_backups,
     diagnose_host,
     diagnose_journal,
+    diagnose_tools,
     diagnose_postgres,
     diagnose_probe,
     diagnose_redis,
@@ -321,7 +339,7 @@ from ansible_collections.healthbutler.recovery.plugins.module_utils import (
 )
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner
 
-SECTIONS = ("host", "app", "postgres", "redis", "backups")
+SECTIONS = ("host", "app", "app_tools", "postgres", "redis", "backups")
 GROUP_SECTIONS = {"app": "app", "db": "postgres", "cache": "redis", "backup": "backups"}
 
 
@@ -351,6 +369,13 @@ def gather(module, runner, sections):
                                             p["env_file"], probes=probes, ss_bin=module.get_bin_path("ss"))
         facts["app"]["journal"] = diagnose_journal.read_journal(
             runner, p["journal_unit"] or p["app_name"], p["journal_lines"], module.get_bin_path("journalctl"))
+    if "app_tools" in sections:
+        own = os.path.join(p["app_dir"] or "", "node_modules", ".bin", "prisma")
+        prisma = own if p["app_dir"] and os.access(own, os.X_OK) else (
+            p["prisma_bin"] if os.path.isabs(p["prisma_bin"]) and os.access(p["prisma_bin"], os.X_OK)
+            else module.get_bin_path(p["prisma_bin"]))
+        npm = module.get_bin_path(p["npm_bin"])
+        facts["app_tools"] = diagnose_tools.collect(runner, p["app_dir"] or "", prisma, npm, p["tools_timeout"])
     if "postgres" in sections:
         conn = psql.Conn(p["pg_host"], p["pg_port"], p["pg_user"], p["pg_password"], p["pg_database"],
                          p["pg_bindir"])
@@ -391,6 +416,10 @@ def main():
             http_timeout=dict(type="int", default=5),
             log_lines=dict(type="int", default=100),
             journal_unit=dict(type="str", default=""),
+            app_dir=dict(type="path"),
+            prisma_bin=dict(type="str", default="prisma"),
+            npm_bin=dict(type="str", default="npm"),
+            tools_timeout=dict(type="int", default=60),
             journal_lines=dict(type="int", default=500),
             pg_bindir=dict(type="path"),
             pg_host=dict(type="str", default="127.0.0.1"),
