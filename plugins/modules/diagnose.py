@@ -331,10 +331,10 @@ from ansible_collections.healthbutler.recovery.plugins.module_utils import (
     diagnose_backups,
     diagnose_host,
     diagnose_journal,
-    diagnose_tools,
     diagnose_postgres,
     diagnose_probe,
     diagnose_redis,
+    diagnose_tools,
     psql,
 )
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner
