@@ -15,6 +15,8 @@ import pytest
 from harness import run_playbook
 from rollback_helpers import build_and_restart, commit_release, reset_app
 
+from ansible_collections.healthbutler.recovery.plugins.module_utils import proxy_traffic as pt
+
 FAILING = "v1.1.1-flaky"
 GATE = {"window": 3, "probe_requests": 400, "probe_path": "/api/version", "max_error_rate": 5,
         "max_p95_ms": 2000}
@@ -41,18 +43,28 @@ def proxy_flag(sandbox):
     return os.path.join(sandbox["hb_proxy_dir"], "maintenance.flag")
 
 
+def open_proxy(sandbox):
+    """Every request to the app at the proxy, no maintenance flag on either side (test set-up, not under test)."""
+    for flag in (proxy_flag(sandbox), sandbox["hb_app_maintenance_flag"]):
+        if os.path.exists(flag):
+            os.unlink(flag)
+    path = os.path.join(sandbox["hb_proxy_dir"], "traffic.conf")
+    text = pt.render(100, [sandbox["hb_app_upstream"]])
+    if read(path) != text:
+        pt.write_atomic(path, text)
+        assert pt.reload(sandbox["hb_proxy_pid_file"])
+
+
 @pytest.fixture
 def at_the_proxy(healthy):
     """A healthy sandbox whose proxy gives the app every request, before and after."""
-    run = run_playbook("maintenance.yml", {"maintenance_state": "off"})
-    assert run.rc == 0, run.stdout[-3000:]
+    open_proxy(healthy)
     yield healthy
     reset_app(healthy, extra_tags=[FAILING])
     if healthy.pm2_process()["pm2_env"]["status"] != "online":
         healthy.pm2("start", healthy["hb_app_name"])
+    open_proxy(healthy)
     healthy.wait_health(200)
-    run = run_playbook("maintenance.yml", {"maintenance_state": "off"})
-    assert run.rc == 0, run.stdout[-3000:]
 
 
 def test_app_killed_and_maintenance_on_users_get_the_page_then_200_when_off(at_the_proxy):
