@@ -93,3 +93,10 @@ def test_audit_without_the_registry_is_unavailable_with_the_reason(tmp_path):
     (tmp_path / "bare").mkdir()
     assert dt.npm_audit(FakeRunner(), "npm", app(tmp_path / "bare", lock=False))["reason"] == \
         "unavailable, because the app has no package-lock.json"
+
+
+def test_a_host_with_only_app_tools_classifies_as_healthy():
+    from ansible_collections.healthbutler.recovery.plugins.module_utils.diagnose_classify import classify
+    facts = {"localhost": {"hostname": "vm", "sections": ["app_tools"], "app_tools": {
+        "prisma": {"available": True, "valid": True, "errors": []}, "npm_audit": {"available": False, "reason": "x"}}}}
+    assert classify(facts)["healthy"] is True
