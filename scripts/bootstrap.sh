@@ -42,6 +42,16 @@ else
   log "pm2 $PM2_VERSION present"
 fi
 
+# prisma, pinned, in .tools/ too: `diagnose -e sections=app_tools` validates the app's schema with it.
+PRISMA_VERSION=5.22.0
+if [[ "$(cat .tools/.prisma-version 2>/dev/null)" != "$PRISMA_VERSION" || ! -x .tools/node_modules/.bin/prisma ]]; then
+  log "installing prisma@$PRISMA_VERSION into .tools/"
+  npm install --prefix .tools --no-audit --no-fund --loglevel=error "pm2@$PM2_VERSION" "prisma@$PRISMA_VERSION" >/dev/null
+  echo "$PRISMA_VERSION" > .tools/.prisma-version
+else
+  log "prisma $PRISMA_VERSION present"
+fi
+
 # Python venv; reinstall only when the requirement files changed.
 stamp="$VENV/.requirements.sha256"
 want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)

@@ -48,9 +48,11 @@ options:
   sections:
     description:
       - Sections to collect. When omitted they follow I(groups).
+      - V(app_tools) (only when asked) runs C(prisma validate) and C(npm audit --json) in I(app_dir), each with
+        I(tools_timeout); a missing tool or network gives C(available=false) and C(reason) "unavailable, because ...".
     type: list
     elements: str
-    choices: [host, app, postgres, redis, backups]
+    choices: [host, app, app_tools, postgres, redis, backups]
   groups:
     description:
       - The host's inventory groups (pass C(group_names)); used when I(sections) is omitted.
@@ -142,6 +144,31 @@ options:
     description: How many lines of the PM2 error log and of the PostgreSQL log to read.
     type: int
     default: 100
+  journal_unit:
+    description:
+      - systemd unit whose journal the app section reads (C(journalctl -u <unit> -n journal_lines)); empty means
+        O(app_name). Where systemd is not PID 1 the result says C(no journal on this host).
+    type: str
+    default: ""
+  app_dir:
+    description: The app checkout, for section V(app_tools) (its C(prisma/schema.prisma) and C(package-lock.json)).
+    type: path
+  prisma_bin:
+    description: prisma CLI for V(app_tools) when the app has no C(node_modules/.bin/prisma) of its own.
+    type: str
+    default: prisma
+  npm_bin:
+    description: npm for V(app_tools) (C(npm audit --json)).
+    type: str
+    default: npm
+  tools_timeout:
+    description: Seconds each tool of V(app_tools) may take.
+    type: int
+    default: 60
+  journal_lines:
+    description: How many journal lines to read.
+    type: int
+    default: 500
   pg_bindir:
     description: Directory of C(psql) and C(pg_isready); C(PATH) when omitted.
     type: path
@@ -266,7 +293,8 @@ facts:
       description: >-
         pm2 (reachable), process (name, pid, status, restart_time, unstable_restarts, uptime_s, exit_code,
         memory_bytes, heap), port (listening, holders with pid, command and redacted cmdline), health and api
-        probes (status, time_total_s), error_log (lines redacted, signatures counted, summary of distinct
+        probes (status, time_total_s), journal (available, redacted lines; or reason),
+        error_log (lines redacted, signatures counted, summary of distinct
         messages with count, first and last, age_s), env (keys of I(env_file), set or not, values redacted),
         users (db read/write as the app's user with target, error and reason; redis; latency p95_s;
         env_backup with changed keys and times).
@@ -302,14 +330,16 @@ from ansible_collections.healthbutler.recovery.plugins.module_utils import (
     diagnose_app,
     diagnose_backups,
     diagnose_host,
+    diagnose_journal,
     diagnose_postgres,
     diagnose_probe,
     diagnose_redis,
+    diagnose_tools,
     psql,
 )
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner
 
-SECTIONS = ("host", "app", "postgres", "redis", "backups")
+SECTIONS = ("host", "app", "app_tools", "postgres", "redis", "backups")
 GROUP_SECTIONS = {"app": "app", "db": "postgres", "cache": "redis", "backup": "backups"}
 
 
@@ -337,6 +367,15 @@ def gather(module, runner, sections):
         facts["app"] = diagnose_app.collect(runner, pm2_bin, p["pm2_home"], p["app_name"], p["app_port"],
                                             p["health_url"], p["api_urls"], p["http_timeout"], p["log_lines"],
                                             p["env_file"], probes=probes, ss_bin=module.get_bin_path("ss"))
+        facts["app"]["journal"] = diagnose_journal.read_journal(
+            runner, p["journal_unit"] or p["app_name"], p["journal_lines"], module.get_bin_path("journalctl"))
+    if "app_tools" in sections:
+        own = os.path.join(p["app_dir"] or "", "node_modules", ".bin", "prisma")
+        prisma = own if p["app_dir"] and os.access(own, os.X_OK) else (
+            p["prisma_bin"] if os.path.isabs(p["prisma_bin"]) and os.access(p["prisma_bin"], os.X_OK)
+            else module.get_bin_path(p["prisma_bin"]))
+        npm = module.get_bin_path(p["npm_bin"])
+        facts["app_tools"] = diagnose_tools.collect(runner, p["app_dir"] or "", prisma, npm, p["tools_timeout"])
     if "postgres" in sections:
         conn = psql.Conn(p["pg_host"], p["pg_port"], p["pg_user"], p["pg_password"], p["pg_database"],
                          p["pg_bindir"])
@@ -376,6 +415,12 @@ def main():
             env_backup_dir=dict(type="path"),
             http_timeout=dict(type="int", default=5),
             log_lines=dict(type="int", default=100),
+            journal_unit=dict(type="str", default=""),
+            app_dir=dict(type="path"),
+            prisma_bin=dict(type="str", default="prisma"),
+            npm_bin=dict(type="str", default="npm"),
+            tools_timeout=dict(type="int", default=60),
+            journal_lines=dict(type="int", default=500),
             pg_bindir=dict(type="path"),
             pg_host=dict(type="str", default="127.0.0.1"),
             pg_port=dict(type="int", default=5432),

@@ -22,5 +22,6 @@ let commit = 'unknown';
 try { commit = execSync('git rev-parse HEAD', { cwd: root }).toString().trim(); } catch (e) { /* not a repo */ }
 const version = fs.readFileSync(path.join(root, 'VERSION'), 'utf8').trim();
 fs.writeFileSync(path.join(dist, 'BUILD_INFO.json'),
-  JSON.stringify({ version, commit, healthBreak: cfg.HEALTH_BREAK || null }, null, 2));
+  JSON.stringify({ version, commit, healthBreak: cfg.HEALTH_BREAK || null,
+    failRate: Number(cfg.FAIL_RATE || 0) }, null, 2));
 console.log('built ' + version + ' (' + commit.slice(0, 8) + ')');

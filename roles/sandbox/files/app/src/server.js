@@ -92,6 +92,8 @@ const server = http.createServer(async (req, res) => {
     if (env.MAINTENANCE_FLAG && fs.existsSync(env.MAINTENANCE_FLAG)) {
       return send(res, 503, { error: 'maintenance' }, { 'Retry-After': '60' });
     }
+    // A release can fail a share of its requests (build.json FAIL_RATE): healthy by /health, failing users.
+    if (build.failRate && Math.random() < build.failRate) return send(res, 500, { error: 'release fault' });
     if (url.pathname === '/api/health-data' && req.method === 'POST') return await insertRow(req, res);
     if (url.pathname === '/api/health-data' && req.method === 'GET') return await latestRows(url, res);
     if (url.pathname === '/api/version') return send(res, 200, build);
