@@ -103,10 +103,12 @@ SELECT coalesce(json_agg(json_build_object(
   'qualified', CASE WHEN c.oid IS NOT NULL THEN format('%%s.%%s', n.nspname, c.relname) END,
   'columns', (SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
                 'generated', a.attgenerated <> '', 'identity', a.attidentity::text,
-                'sequence', pg_get_serial_sequence(format('%%I.%%I', n.nspname, c.relname), a.attname)) ORDER BY a.attnum)
+                'sequence', pg_get_serial_sequence(format('%%I.%%I', n.nspname, c.relname), a.attname))
+                ORDER BY a.attnum)
               FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
   'keys', (SELECT json_agg(json_build_object('index', i.indexrelid::regclass::text, 'primary', i.indisprimary,
-                'columns', (SELECT json_agg(a.attname ORDER BY k.ord) FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+                'columns', (SELECT json_agg(a.attname ORDER BY k.ord)
+                            FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
                             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum),
                 'usable', i.indpred IS NULL AND i.indexprs IS NULL AND NOT EXISTS (
                    SELECT 1 FROM unnest(i.indkey) k(attnum) JOIN pg_attribute a ON a.attrelid = c.oid
@@ -150,7 +152,8 @@ def describe(query_live, specs):
         spec["key_index"] = key["index"]
     if problems:
         raise RowsError("tables: %s. Refused before anything was restored; for such a table use recover_mode=pitr "
-                        "or dump, or add a key" % "; ".join(problems), field="tables", tables=[s["given"] for s in specs])
+                        "or dump, or add a key" % "; ".join(problems), field="tables",
+                        tables=[s["given"] for s in specs])
     return specs
 
 
@@ -211,7 +214,10 @@ def canon(key):
 
 
 def diff(copy_pairs, live_pairs, mode):
-    """``{"insert": [[key, copy hash]], "update": [[key, live hash, copy hash]], "same": n}`` from ``[key, hash]`` pairs."""
+    """``{"insert": [[key, copy hash]], "update": [[key, live hash, copy hash]], "same": n}``.
+
+    ``copy_pairs`` and ``live_pairs`` are ``[key, hash]`` lists.
+    """
     live = {canon(k): h for k, h in live_pairs}
     out = {"insert": [], "update": [], "same": 0}
     for key, digest in copy_pairs:
@@ -250,7 +256,8 @@ def plan_table(query_copy, query_live, spec, mode, sample=SAMPLE):
         "copy_rows": len(copy_pairs), "live_matches": len(live_pairs), "unchanged": found["same"],
         "insert": [{"k": k, "c": copy_h, "r": rows[canon(k)]} for k, copy_h in found["insert"]],
         "update": [{"k": k, "h": live_h, "c": copy_h, "r": rows[canon(k)]} for k, live_h, copy_h in found["update"]],
-        "sample_insert": [i[0] for i in found["insert"][:sample]], "sample_update": [u[0] for u in found["update"][:sample]],
+        "sample_insert": [i[0] for i in found["insert"][:sample]],
+        "sample_update": [u[0] for u in found["update"][:sample]],
     }
 
 
@@ -334,7 +341,8 @@ def apply_sql(plan, stamp, disable_triggers=False):
                     "WITH u AS (UPDATE %s t SET (%s) = ROW(%s) FROM %s x CROSS JOIN LATERAL json_populate_record("
                     "NULL::%s, x) r WHERE %s AND EXISTS (SELECT 1 FROM %s p WHERE %s) RETURNING %s AS k) "
                     "INSERT INTO hb_rows_done SELECT %s, 'update', k::jsonb FROM u;" % (
-                        table, ", ".join(quote_ident(c) for c in sets), ", ".join("r.%s" % quote_ident(c) for c in sets),
+                        table, ", ".join(quote_ident(c) for c in sets),
+                        ", ".join("r.%s" % quote_ident(c) for c in sets),
                         _elements([u["r"] for u in t["update"]]), table, _key_join(spec, "t", "r"), pre,
                         _key_join(spec, "p", "t"), _key_obj(spec, "t"), lit))
         if t["insert"]:

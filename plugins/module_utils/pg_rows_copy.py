@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import pitr_plan
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pitr_exec import PgServer
@@ -92,6 +93,7 @@ class RowsCopy:
             if res.rc != 0:
                 raise RecoveryError("the point-in-time copy did not start (target not reached, or a setting "
                                     "refused): %s" % self.log_tail(), log=self.log_tail())
+            self.wait_promoted()
             self.server.query("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%s') THEN "
                               "CREATE ROLE %s LOGIN; END IF; END $$; GRANT pg_read_all_data TO %s; "
                               "ALTER ROLE %s SET default_transaction_read_only = on; SELECT '1'::json;"
@@ -104,6 +106,21 @@ class RowsCopy:
             raise RecoveryError("the point-in-time copy failed: %s; log: %s" % (
                 getattr(exc, "msg", None) or str(exc), log), log=log) from exc
         return self.connect_info()
+
+    def wait_promoted(self, sleep=time.sleep, clock=time.monotonic):
+        """``pg_ctl -w`` may return at end of replay, before the promoted copy accepts connections: wait for them."""
+        deadline = clock() + self.timeout
+        while True:
+            try:
+                if self.server.query("SELECT to_json(NOT pg_is_in_recovery())"):
+                    return True
+            except CommandError as exc:
+                if not self.server.postmaster_alive() or clock() > deadline:
+                    raise RecoveryError("the point-in-time copy did not come out of recovery: %s; log: %s"
+                                        % (exc.msg, self.log_tail()), log=self.log_tail()) from exc
+            if clock() > deadline:
+                raise RecoveryError("the point-in-time copy is still in recovery after %d s" % self.timeout)
+            sleep(0.2)
 
     def reached(self):
         """Where the copy's replay stopped, from its log (``recovery stopping ...``)."""

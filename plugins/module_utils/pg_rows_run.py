@@ -78,7 +78,8 @@ def plan(runner, p):
                             pg_rows.csv_text(table)))
     for path in files:
         os.chmod(path, 0o600)  # rows of the app's database
-    return {"changed": False, "plan": pg_rows.summary(the_plan), "plan_lines": pg_rows.plan_lines(the_plan, p["run_stamp"]),
+    return {"changed": False, "plan": pg_rows.summary(the_plan),
+            "plan_lines": pg_rows.plan_lines(the_plan, p["run_stamp"]),
             "files": files}
 
 
@@ -101,9 +102,10 @@ def apply(runner, p):
            "rows_before": before, "rows_after": after}
     os.chmod(_write(os.path.join(p["run_dir"], "rows-applied.json"), json.dumps(out, indent=1)), 0o600)
     if not check_result["ok"]:
-        raise RecoveryError("applied, but %d key(s) do not hold the copy's values after commit: %s (live rows that were "
-                            "overwritten are in %s)" % (len(check_result["differ"]), check_result["differ"][:5],
-                                                        ", ".join(applied["preserved_tables"]) or "no table"),
+        differ = check_result["differ"]
+        raise RecoveryError("applied, but %d key(s) do not hold the copy's values after commit: %s (live rows "
+                            "that were overwritten are in %s)" % (len(differ), differ[:5],
+                                                                 ", ".join(applied["preserved_tables"]) or "no table"),
                             **out)
     return out
 

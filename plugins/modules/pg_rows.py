@@ -29,16 +29,24 @@ options:
   action: {description: What to do., type: str, choices: [check, plan, apply, export], default: plan}
   tables: {description: Tables (C(schema.table) allowed)., type: raw, required: true}
   where: {description: "Per table, a predicate on the copy (C({health_data: user_id = 42}))", type: dict, default: {}}
-  mode: {description: Rows to bring back - absent live (V(missing)), different (V(changed)) or V(both)., type: str, default: missing}
+  mode:
+    description: Rows to bring back - absent live (V(missing)), different (V(changed)) or V(both).
+    type: str
+    default: missing
   db_name: {description: Database (same name in the copy and live)., type: str, required: true}
   copy_dir: {description: Directory of the copy (its socket directory)., type: path}
   copy_port: {description: Port of the copy., type: int}
   run_dir: {description: Run directory for the plan, CSV, SQL and the result., type: path, required: true}
   run_stamp: {description: UTC stamp of the run (names the preserved tables)., type: str, required: true}
-  disable_triggers: {description: Disable user triggers of the touched tables inside the transaction., type: bool, default: false}
+  disable_triggers:
+    description: Disable user triggers of the touched tables inside the transaction.
+    type: bool
+    default: false
   export_format: {description: Format of O(action=export)., type: str, choices: [csv, dump], default: csv}
 attributes:
-  check_mode: {support: full, description: "check/plan/export run (they change nothing live); apply reports and does nothing."}
+  check_mode:
+    support: full
+    description: check/plan/export run (they change nothing live); apply reports and does nothing.
 notes:
   - Runs as root; C(psql) and C(pg_dump) run as O(pg_os_user) through C(su), over the sockets.
 """
@@ -99,7 +107,11 @@ rows_after:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import pg_rows_run
-from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner, RecoveryError, fail_from
+from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import (
+    AnsibleRunner,
+    RecoveryError,
+    fail_from,
+)
 
 
 def main():

@@ -20,7 +20,11 @@ version_added: "1.1.0"
 author:
   - Health Butler SRE (@healthbutler)
 options:
-  state: {description: Present (restore and start) or absent (stop and remove)., type: str, choices: [present, absent], default: present}
+  state:
+    description: Present (restore and start) or absent (stop and remove).
+    type: str
+    choices: [present, absent]
+    default: present
   dir: {description: Directory of the copy (C(<data_dir>.rows_copy_<UTC>))., type: path, required: true}
   copy_port: {description: Port of the copy (its socket lives in O(dir))., type: int, required: true}
   plan: {description: The C(plan) returned by M(healthbutler.recovery.pitr_plan) (target and base backup)., type: dict}
@@ -29,7 +33,9 @@ options:
   pg_os_user: {description: OS user that owns the copy and runs its server., type: str, default: postgres}
   timeout: {description: Seconds allowed for the replay., type: int, default: 3600}
 attributes:
-  check_mode: {support: full, description: Reports what it would do; call it with C(check_mode false) to build the copy under C(--check).}
+  check_mode:
+    support: full
+    description: Reports what it would do; call it with C(check_mode false) to build the copy under C(--check).
 notes:
   - Runs as root; C(pg_ctl) and C(psql) run as O(pg_os_user) through C(su).
 """
@@ -45,7 +51,7 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-copy:
+scratch:
   description: How to reach the copy - C(dir), C(socket_dir), C(port), C(read_only_role), C(psql), C(log).
   returned: state=present
   type: dict
@@ -58,7 +64,11 @@ reached:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pg_rows_copy import RowsCopy
-from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner, RecoveryError, fail_from
+from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import (
+    AnsibleRunner,
+    RecoveryError,
+    fail_from,
+)
 
 
 def main():
@@ -86,13 +96,13 @@ def main():
             module.fail_json(msg="could not remove %s" % p["dir"])
         module.exit_json(changed=True)
     if module.check_mode:
-        module.exit_json(changed=True, copy=copy.connect_info(), reached=None)
+        module.exit_json(changed=True, scratch=copy.connect_info(), reached=None)
     plan = p["plan"]
     try:
         info = copy.create(plan["base_backup"]["path"], plan["target"], p["wal_dir"], plan["recovery_timeline"])
     except RecoveryError as exc:
         fail_from(module, exc)
-    module.exit_json(changed=True, copy=info, reached=copy.reached())
+    module.exit_json(changed=True, scratch=info, reached=copy.reached())
 
 
 if __name__ == "__main__":
