@@ -279,3 +279,21 @@ def test_a_copy_whose_server_died_fails_with_its_log(tmp_path):
     with pytest.raises(RecoveryError) as err:
         copy.wait_promoted(sleep=lambda s: None, clock=lambda: 0.0)
     assert "recovery ended before configured recovery target was reached" in err.value.msg
+
+
+# -- cleanup_preserved finds what rows mode kept ---------------------------------------------------------
+
+def test_kept_copies_and_pre_rows_tables_are_found_by_exact_name(tmp_path):
+    from ansible_collections.healthbutler.recovery.plugins.module_utils import preserved
+    for name in ("pgdata", "pgdata.rows_copy_20261202T010000Z", "pgdata.rows_copy_x",
+                 "other.rows_copy_20261202T010000Z"):
+        os.makedirs(tmp_path / name)
+    found = preserved.rows_copies(str(tmp_path / "pgdata"))
+    assert [(c["kind"], os.path.basename(c["name"]), c["stamp"]) for c in found] == [
+        ("rows_copy", "pgdata.rows_copy_20261202T010000Z", "20261202T010000Z")]
+    tables = preserved.pre_rows_tables(["public.health_data_pre_rows_20261202t010000z", "public.health_data",
+                                        "public.x_pre_rows_today"])
+    assert tables == [{"kind": "pre_rows_table", "name": "public.health_data_pre_rows_20261202t010000z",
+                       "stamp": "20261202T010000Z"}]
+    assert preserved.older_than(tables, preserved.parse_stamp("20261210T010000Z"), 7)[0]["remove"]
+    assert pr.preserved_name("public.health_data", "20261202T010000Z") == tables[0]["name"]
