@@ -29,10 +29,12 @@ ROWS_GONE_SQL = (
     "SELECT json_build_object('seen', count(*) > 0 AND count(h.id) = 0, 'observation', format('%s of %s deleted "
     "row(s) still in health_data', count(h.id), count(*))) FROM hb_drill_preserved_rows p "
     "LEFT JOIN health_data h ON h.id = p.id;")
+# The ids come from the injection's facts: a whole-cluster PITR to the restore point also removes the
+# preserved copy, which was committed after it.
 ROWS_BACK_SQL = (
     "SELECT json_build_object('seen', count(*) > 0 AND count(h.id) = count(*), 'observation', format('%s of %s "
-    "deleted row(s) back in health_data', count(h.id), count(*))) FROM hb_drill_preserved_rows p "
-    "LEFT JOIN health_data h ON h.id = p.id;")
+    "deleted row(s) back in health_data', count(h.id), count(*))) FROM unnest(string_to_array('{deleted_ids}', ',')"
+    "::bigint[]) d(id) LEFT JOIN health_data h ON h.id = d.id;")
 
 SCENARIOS = {
     "app_crash": {

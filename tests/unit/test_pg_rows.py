@@ -297,3 +297,14 @@ def test_kept_copies_and_pre_rows_tables_are_found_by_exact_name(tmp_path):
                        "stamp": "20261202T010000Z"}]
     assert preserved.older_than(tables, preserved.parse_stamp("20261210T010000Z"), 7)[0]["remove"]
     assert pr.preserved_name("public.health_data", "20261202T010000Z") == tables[0]["name"]
+
+
+def test_the_drills_recovered_probe_reads_the_deleted_ids_from_the_injection_facts():
+    from ansible_collections.healthbutler.recovery.plugins.module_utils import drill_catalog, drill_effect
+    for name in ("data_loss", "data_loss_cluster"):
+        probe = drill_catalog.select([name])[0]["recovered"]
+        sql = drill_effect.fill(probe, {"deleted_ids": "11,12"})["sql"]
+        assert "string_to_array('11,12', ',')" in sql and "hb_drill_preserved_rows" not in sql
+    assert drill_catalog.SCENARIOS["data_loss"]["recovery"]["vars"]["recover_mode"] == "rows"
+    assert "rpo_cutoff" not in drill_catalog.SCENARIOS["data_loss"]
+    assert drill_catalog.SCENARIOS["data_loss_cluster"]["recovery"]["vars"]["recover_mode"] == "pitr"
