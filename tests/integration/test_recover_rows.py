@@ -175,3 +175,30 @@ def test_both_brings_back_exactly_the_lost_rows_and_values_while_the_app_serves(
 def latest_run_dir(box):
     root = box["hb_run_root"]
     return os.path.join(root, sorted(d for d in os.listdir(root) if d.endswith("-recover-db"))[-1])
+
+
+def test_keep_copy_leaves_a_read_only_copy_that_cleanup_preserved_removes(scene, sandbox):
+    run = rows(scene["target"], tables=["users"], keep_copy=True)
+    assert run.rc == 0, run.stdout[-5000:]
+    kept = copies(sandbox)
+    assert len(kept) == 1, kept
+    port = str(sandbox["hb_pg_port"] + 3000)
+    reader = ["-h", kept[0], "-p", port, "-U", "hb_rows_reader", "-d", sandbox["hb_db_name"], "-X", "-A", "-t"]
+    psql = os.path.join(sandbox["hb_pg_bindir"], "psql")
+    got = h.as_postgres(sandbox.site, [psql, *reader, "-c", "SELECT count(*) FROM users WHERE id IN (%s)"
+                                       % ",".join(map(str, scene["users"]))])
+    assert got.stdout.strip() == "3"  # the copy holds the users as they were at the target
+    write = h.as_postgres(sandbox.site, [psql, *reader, "-c", "DELETE FROM users"], check=False)
+    assert write.returncode != 0 and "read-only" in write.stderr
+    assert "hb_rows_reader" in run.stdout and kept[0] in run.stdout  # how to connect was printed
+    listed = run_playbook("cleanup_preserved.yml", {"older_than_days": 0}, check=True)
+    assert listed.rc == 0 and kept[0] in listed.stdout and "_pre_rows_" in listed.stdout, listed.stdout[-3000:]
+    assert copies(sandbox) == kept
+    with open(os.path.join(kept[0], "data", "postmaster.pid"), encoding="utf-8") as fh:
+        copy_pid = int(fh.readline())
+    gone = run_playbook("cleanup_preserved.yml", {"older_than_days": 0})
+    assert gone.rc == 0, gone.stdout[-3000:]
+    assert copies(sandbox) == [] and pre_rows_tables(sandbox) == set()
+    with pytest.raises(ProcessLookupError):
+        os.kill(copy_pid, 0)  # its server was stopped, not orphaned
+    assert sandbox.http("/health")[0] == 200
