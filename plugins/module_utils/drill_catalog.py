@@ -29,6 +29,12 @@ ROWS_GONE_SQL = (
     "SELECT json_build_object('seen', count(*) > 0 AND count(h.id) = 0, 'observation', format('%s of %s deleted "
     "row(s) still in health_data', count(h.id), count(*))) FROM hb_drill_preserved_rows p "
     "LEFT JOIN health_data h ON h.id = p.id;")
+# The ids come from the injection's facts: a whole-cluster PITR to the restore point also removes the
+# preserved copy, which was committed after it.
+ROWS_BACK_SQL = (
+    "SELECT json_build_object('seen', count(*) > 0 AND count(h.id) = count(*), 'observation', format('%s of %s "
+    "deleted row(s) back in health_data', count(h.id), count(*))) FROM unnest(string_to_array('{deleted_ids}', ',')"
+    "::bigint[]) d(id) LEFT JOIN health_data h ON h.id = d.id;")
 
 SCENARIOS = {
     "app_crash": {
@@ -102,12 +108,29 @@ SCENARIOS = {
     },
     "data_loss": {
         "fault": "rows_deleted",
-        "description": "Recent health_data rows are deleted; the restore point and LSN are recorded just before.",
+        "description": "Recent health_data rows are deleted while the writer keeps inserting; rows mode puts back "
+                       "only the deleted ones from a copy at the restore point, the app serving throughout.",
+        "runbook_scenario": 5, "expected_p_level": "P1",
+        "recovery": {"playbook": "recover_db.yml",
+                     "vars": {"recover_mode": "rows", "target": {"name": "{restore_point}"},
+                              "tables": ["health_data"], "mode": "missing"}},
+        "effect": {"kind": "sql", "sql": ROWS_GONE_SQL,
+                   "describe": "the deleted rows are gone from health_data"},
+        "recovered": {"kind": "sql", "sql": ROWS_BACK_SQL, "describe": "every deleted row is back in health_data"},
+        "probe": "app",
+        "prepare": ["backup.yml"],
+        "detect": "reported",
+    },
+    "data_loss_cluster": {
+        "fault": "rows_deleted",
+        "description": "As data_loss, recovered by a whole-cluster PITR to the restore point: the writer's rows "
+                       "after it are discarded and the app is down while it runs.",
         "runbook_scenario": 5, "expected_p_level": "P1",
         "recovery": {"playbook": "recover_db.yml",
                      "vars": {"recover_mode": "pitr", "target": {"name": "{restore_point}"}}},
         "effect": {"kind": "sql", "sql": ROWS_GONE_SQL,
                    "describe": "the deleted rows are gone from health_data"},
+        "recovered": {"kind": "sql", "sql": ROWS_BACK_SQL, "describe": "every deleted row is back in health_data"},
         "probe": "app",
         "prepare": ["backup.yml"],
         "detect": "reported",

@@ -151,6 +151,8 @@ def evaluate(scenario, marks, statuses, details=None, detection=None, recovery=N
                 os.path.basename(scenario["recovery"]["playbook"]), os.path.basename(named)))
     entry["recovery"] = recovery or None
 
+    if statuses.get("recovered") == "failed":
+        deviations.append("the recovery did not bring back what was lost: %s" % (details.get("recovered") or "-"))
     if statuses.get("steady_before") == "ok" and statuses.get("steady_after") != "ok":
         deviations.append("steady state not reached after recovery: %s"
                           % (details.get("steady_after") or "not probed (an earlier step failed)"))
@@ -162,7 +164,8 @@ def evaluate(scenario, marks, statuses, details=None, detection=None, recovery=N
     if targets and entry["rto_s"] is not None and entry["rto_s"] > targets["resolution_s"]:
         deviations.append("RTO %.0f s over the %s resolution target %d s" % (entry["rto_s"], p_level,
                                                                             targets["resolution_s"]))
-    cutoff = facts.get("cutoff_epoch")
+    # A cutoff only for a recovery that discards later writes by design (whole-cluster PITR): rows mode keeps them.
+    cutoff = facts.get("cutoff_epoch") if scenario.get("rpo_cutoff") else None
     entry["writes"] = measure.write_summary(writes, since=measure.parse_iso(entry["injected_at"])
                                             if entry["injected_at"] else None)
     entry["rpo"] = measure.rpo(writes, present_ids, cutoff=cutoff) if present_ids is not None else None
@@ -232,7 +235,9 @@ def table_rows(entries):
             "p_level": "%s/%s" % (det.get("p_level") or "-", e.get("expected_p_level") or "-"),
             "effect_s": _effect(e.get("effect")),
             "detect_s": _fmt(det.get("time_to_detect_s")), "rto_s": _fmt(e.get("rto_s")),
-            "rpo": "-" if not rpo else "%d lost" % rpo["lost_writes"],
+            "rpo": "-" if not rpo else "%d lost%s" % (rpo["lost_writes"], (", %d discarded" % rpo[
+                "discarded_after_cutoff"]) if rpo.get("discarded_after_cutoff") else ""),
+            "downtime_s": _fmt((e.get("writes") or {}).get("downtime_s")),
             "target": "-" if not tg else "%s/%s" % (_dur(tg["response_s"]), _dur(tg["resolution_s"])),
             "result": e["status"] if e["status"] != "unavailable" else (e.get("deviations") or ["unavailable"])[0],
         })
@@ -254,9 +259,10 @@ def _dur(seconds):
 
 
 def format_table(rows):
-    cols = ("scenario", "effect_s", "detected_as", "p_level", "detect_s", "rto_s", "rpo", "target", "result")
-    heads = ("scenario", "effect s", "detected as", "P (got/exp)", "detect s", "RTO s", "RPO", "target resp/res",
-             "result")
+    cols = ("scenario", "effect_s", "detected_as", "p_level", "detect_s", "rto_s", "downtime_s", "rpo", "target",
+            "result")
+    heads = ("scenario", "effect s", "detected as", "P (got/exp)", "detect s", "RTO s", "downtime s", "RPO",
+             "target resp/res", "result")
     widths = [max(len(h), *(len(str(r[c])) for r in rows)) if rows else len(h) for c, h in zip(cols, heads)]
     line = lambda vals: "| " + " | ".join(str(v).ljust(w) for v, w in zip(vals, widths)) + " |"  # noqa: E731
     out = [line(heads), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]

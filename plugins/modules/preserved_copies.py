@@ -12,7 +12,8 @@ short_description: List or remove the data directories, databases and dumps that
 description:
   - Finds C(<data_dir>.pre_pitr_<UTC>), C(<data_dir>.failed_pitr_<UTC>), databases
     C(<db>_pre_restore_<UTC>) and C(<db>_failed_restore_<UTC>), and safety dumps
-    C(<db>_pre_restore_<UTC>.dump), by exact name pattern (never the live ones).
+    C(<db>_pre_restore_<UTC>.dump), rows mode's kept copies C(<data_dir>.rows_copy_<UTC>) (their server is
+    stopped first) and tables C(<table>_pre_rows_<utc>), by exact name pattern (never the live ones).
   - With O(state=absent) removes those older than O(older_than_days). Check mode removes nothing.
 version_added: "1.0.0"
 author:
@@ -72,6 +73,7 @@ import shutil
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import preserved
+from ansible_collections.healthbutler.recovery.plugins.module_utils.pg_rows_copy import RowsCopy
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pitr_exec import PgServer
 from ansible_collections.healthbutler.recovery.plugins.module_utils.psql import quote_ident
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner, CommandError
@@ -102,6 +104,11 @@ def main():
     items = preserved.data_dir_copies(p["data_dir"]) + preserved.database_copies(p["db_name"], databases)
     for d in p["dump_dirs"]:
         items += preserved.dump_copies(p["db_name"], d)
+    items += preserved.rows_copies(p["data_dir"])
+    try:
+        items += preserved.pre_rows_tables(server.query(preserved.PRE_ROWS_SQL, dbname=p["db_name"]))
+    except CommandError as exc:
+        module.fail_json(msg="cannot list the tables rows mode preserved in %s: %s" % (p["db_name"], exc.msg))
     copies = preserved.older_than(items, dt.datetime.now(dt.timezone.utc), p["older_than_days"])
     doomed = [c for c in copies if c["remove"]] if p["state"] == "absent" else []
     removed = []
@@ -110,6 +117,12 @@ def main():
             try:
                 if c["kind"] == "data_dir":
                     shutil.rmtree(c["name"])
+                elif c["kind"] == "rows_copy":
+                    RowsCopy(server.runner, p["pg_bindir"], p["pg_os_user"], c["name"], 0).destroy()
+                elif c["kind"] == "pre_rows_table":
+                    schema, table = c["name"].split(".", 1)
+                    server.query("DROP TABLE %s.%s; SELECT to_json(1)" % (quote_ident(schema), quote_ident(table)),
+                                 dbname=p["db_name"])
                 elif c["kind"] == "database":
                     server.query("SELECT to_json(count(pg_terminate_backend(pid))) FROM pg_stat_activity "
                                  "WHERE datname = '%s'" % c["name"].replace("'", "''"))

@@ -14,7 +14,7 @@ from drill_helpers import load_journal
 from harness import ROOT, run_playbook
 
 CATALOGUE = ["app_crash", "app_crash_loop", "db_down", "connection_exhaustion", "memory_leak", "lock_contention",
-             "slow_queries", "data_loss", "bad_release", "uploads_lost", "corrupt_backup"]
+             "slow_queries", "data_loss", "data_loss_cluster", "bad_release", "uploads_lost", "corrupt_backup"]
 
 
 def drill(sandbox, name, **extra):

@@ -72,7 +72,10 @@ def test_missing_recovery_playbook_is_unavailable(tmp_path):
 
 def test_render_vars_fills_restore_point():
     got = drill_catalog.render_vars(drill_catalog.SCENARIOS["data_loss"]["recovery"]["vars"], {"restore_point": "rp1"})
-    assert got == {"recover_mode": "pitr", "target": {"name": "rp1"}}
+    assert got == {"recover_mode": "rows", "target": {"name": "rp1"}, "tables": ["health_data"], "mode": "missing"}
+    cluster = drill_catalog.render_vars(drill_catalog.SCENARIOS["data_loss_cluster"]["recovery"]["vars"],
+                                        {"restore_point": "rp1"})
+    assert cluster == {"recover_mode": "pitr", "target": {"name": "rp1"}}
 
 
 def test_passed_scenario_measures_detect_rto_rpo():
@@ -136,8 +139,30 @@ def test_unavailable_is_never_passed():
 def test_pitr_cutoff_rpo():
     run = good_run(writes=writes((-2, 201, 10), (2, 201, 11), (20, 201, 12)), present_ids=[10, 12],
                    facts={"cutoff_epoch": drill_measure.parse_iso(T0) + 1})
-    entry = evaluate(scenario("data_loss"), run)
+    entry = evaluate(scenario("data_loss_cluster"), run)
     assert entry["rpo"]["lost_writes"] == 0 and entry["rpo"]["discarded_after_cutoff"] == 1
+    row = drill_journal.table_rows([entry])[0]
+    assert row["rpo"] == "0 lost, 1 discarded"
+
+
+def test_rows_mode_data_loss_counts_every_write_and_shows_no_downtime():
+    run = good_run(writes=writes((-2, 201, 10), (2, 201, 11), (20, 201, 12)), present_ids=[10, 11, 12],
+                   facts={"cutoff_epoch": drill_measure.parse_iso(T0) + 1})
+    entry = evaluate(scenario("data_loss"), run)
+    assert entry["rpo"]["lost_writes"] == 0 and entry["rpo"]["discarded_after_cutoff"] == 0
+    row = drill_journal.table_rows([entry])[0]
+    assert row["rpo"] == "0 lost" and row["downtime_s"] == "0.0"
+    lost = evaluate(scenario("data_loss"), dict(run, present_ids=[10, 12]))
+    assert lost["rpo"]["lost_writes"] == 1 and lost["status"] == "failed"
+
+
+def test_deleted_rows_not_brought_back_are_a_deviation():
+    run = good_run()
+    entry = drill_journal.evaluate(scenario("data_loss"), run["marks"], dict(run["statuses"], recovered="failed"),
+                                   {"recovered": "180 of 200 deleted row(s) back in health_data"}, run["detection"],
+                                   run["recovery"], run["writes"], run["present_ids"], run.get("facts"))
+    assert entry["status"] == "failed"
+    assert any("180 of 200 deleted row(s) back" in d for d in entry["deviations"])
 
 
 def test_journal_and_checklist():
