@@ -6,36 +6,18 @@ The backup host pulls what the db host wrote (dumps, base backups, WAL); the db 
 them back for a restore. The serving side exposes one directory through ``rrsync -ro``, so
 the key used can read that tree and nothing else, and write nothing at all. A pull never
 overwrites a file that is already there (``--ignore-existing``): a damaged source never
-replaces a good copy; what was pulled is compared by checksum afterwards.
+replaces a good copy; what was pulled is compared by checksum afterwards. Modes are kept
+(``--perms``: backups stay private, restored uploads keep theirs); the owner is the pulling user.
 """
 
 from __future__ import annotations
 
 import os
 
-from ansible_collections.healthbutler.recovery.plugins.module_utils.backup_create import (
-    offsite_differences, rsync_argv)
+from ansible_collections.healthbutler.recovery.plugins.module_utils.backup_create import offsite_differences, rsync_argv
 
 # Never pulled: files still being written (backup_create's .partial names, the archive_command's .tmp).
 EXCLUDES = ("*.partial", ".*.partial", "*.tmp")
-# Copies are private to their owner, as the originals (database contents, .env).
-PRIVATE_MODES = "Du=rwx,Dgo=,Fu=rw,Fgo="
-
-
-def remote_spec(user, address, path):
-    """``user@address:path`` for rsync; ``path`` is relative to the serving side's rrsync root."""
-    if not path or path.startswith("/") or ".." in path.split("/"):
-        raise ValueError("remote path must be relative to the served directory, got %r" % path)
-    return "%s@%s:%s" % (user, address, path)
-
-
-def relative_to(root, path):
-    """``path`` under ``root`` as a relative path (what rrsync serves), or ValueError."""
-    root, path = os.path.normpath(root), os.path.normpath(path)
-    rel = os.path.relpath(path, root)
-    if rel == "." or rel.startswith(".."):
-        raise ValueError("%s is not under the served directory %s" % (path, root))
-    return rel
 
 
 def copied_files(stdout):
@@ -55,7 +37,7 @@ def pull(runner, source, dest, rsh=None, rsync="rsync", excludes=EXCLUDES, dry_r
         if any(c.isspace() for c in path):
             raise ValueError("paths pulled through rrsync may not contain white space, got %r" % path)
     # rrsync refuses --protect-args; white space is refused above instead.
-    argv = rsync_argv(rsync, rsh, protect_args=False) + ["--ignore-existing", "--itemize-changes", "--chmod=" + PRIVATE_MODES]
+    argv = rsync_argv(rsync, rsh, protect_args=False) + ["--ignore-existing", "--itemize-changes", "--perms"]
     argv += ["--exclude=" + pattern for pattern in excludes]
     if dry_run:
         argv.append("--dry-run")

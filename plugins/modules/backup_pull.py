@@ -12,8 +12,8 @@ author:
   - Health Butler SRE (@healthbutler)
 description:
   - Runs C(rsync --ignore-existing) from O(source) (C(user@host:path), served by C(rrsync -ro) on that host)
-    into the local O(dest), skipping files still being written (C(*.partial), C(*.tmp)); copies are made
-    private to the module's user (directories 0700, files 0600).
+    into the local O(dest), skipping files still being written (C(*.partial), C(*.tmp)); modes are kept, the owner is
+    the module's user.
   - Then compares every file pulled in this run with the source by checksum (C(rsync --checksum --dry-run))
     and fails when one differs.
   - Used by the backup role (the backup host pulls what the db host wrote) and by recover_db (the db host

@@ -48,6 +48,12 @@ def sha256(fleet, host, path):
     return fleet.ssh(host, "sudo -n sha256sum %s" % path).stdout.split()[0]
 
 
+def pulled(run, source):
+    """Every path the backup_pull tasks of ``run`` copied from ``source``."""
+    return [path for res in run.task_results("Pull from " + source)
+            for item in res.get("results", []) for path in item.get("copied", [])]
+
+
 def test_a_backup_reaches_the_backup_host_only_when_the_backup_role_ships_it(fleet):
     take = fleet_play("backup.yml", {"backup_ship": False})
     assert take.rc == 0, take.stdout[-3000:]
@@ -78,10 +84,11 @@ def test_a_backup_reaches_the_backup_host_only_when_the_backup_role_ships_it(fle
         assert sha256(fleet, "staging-backup-1", copy + "/env") == sha256(fleet, host, stamp_dir + "/env")
     # The link is read-only: the backup host's key cannot write on the db host, nor open a shell there.
     key = "/var/lib/postgresql/.ssh/hb_backup_ed25519"
-    rsh = "ssh -i %s -o BatchMode=yes -o UserKnownHostsFile=/var/lib/postgresql/.ssh/hb_backup_known_hosts" % key
+    known = "/var/lib/postgresql/.ssh/hb_backup_known_hosts"
+    rsh = "ssh -i %s -o BatchMode=yes -o UserKnownHostsFile=%s" % (key, known)
     db = fleet.address("staging-db-1")
-    push = fleet.ssh("staging-backup-1", "sudo -n -u postgres rsync -rt -e '%s' /etc/hostname deploy@%s:health_butler/x"
-                     % (rsh, db), check=False)
+    push = fleet.ssh("staging-backup-1", "sudo -n -u postgres rsync -rt -e '%s' /etc/hostname "
+                     "deploy@%s:health_butler/x" % (rsh, db), check=False)
     assert push.returncode != 0 and "read-only" in push.stderr, push.stderr
     shell = fleet.ssh("staging-backup-1", "sudo -n -u postgres %s deploy@%s id" % (rsh, db), check=False)
     assert shell.returncode != 0 and "uid=" not in shell.stdout
@@ -96,6 +103,28 @@ def test_verify_backups_passes_on_the_backup_hosts_copy(fleet):
     assert any(line.startswith("OK  pitr_replay[") for line in lines), lines
 
 
+def test_restore_files_brings_an_app_hosts_uploads_back_from_the_backup_host(fleet):
+    lost = "/app/uploads/avatars/user-01.jpg"
+    mode_before = fleet.ssh("staging-app-1", "stat -c '%%U %%a' %s" % lost).stdout.split()
+    aside = "lost-%s" % uuid.uuid4().hex[:8]
+    # The app host lost the file and its own file backups: only the backup host's copy can bring it back.
+    fleet.ssh("staging-app-1", "rm %s && sudo -n mv /var/backups/health_butler /var/backups/health_butler.%s"
+              % (lost, aside))
+    untouched = fleet.ssh("staging-app-2", "sha256sum %s" % lost).stdout.split()[0]
+    run = fleet_play("restore-files.yml", limit="staging-app-1")
+    assert run.rc == 0, run.stdout[-3000:]
+    files = "/var/backups/health_butler/hosts/staging-app-1/files"
+    stamp = newest(fleet, "staging-backup-1", files + "/*Z").rsplit("/", 1)[1]
+    copied = pulled(run, "staging-backup-1")
+    assert "%s/uploads/avatars/user-01.jpg" % stamp in copied, copied[:10]
+    backup_copy = "%s/%s/uploads/avatars/user-01.jpg" % (files, stamp)
+    restored = fleet.ssh("staging-app-1", "sha256sum %s" % lost).stdout.split()[0]
+    assert restored == sha256(fleet, "staging-backup-1", backup_copy)
+    assert fleet.ssh("staging-app-1", "stat -c '%%U %%a' %s" % lost).stdout.split() == mode_before
+    assert fleet.ssh("staging-app-2", "sha256sum %s" % lost).stdout.split()[0] == untouched
+    assert fleet.http("staging-app-1", "/health")[0] == 200
+
+
 def test_pitr_on_the_fleet_restores_exactly_the_rows_up_to_the_target_from_the_backup_hosts_copy(fleet):
     def write(host, n):
         ids = []
@@ -107,12 +136,13 @@ def test_pitr_on_the_fleet_restores_exactly_the_rows_up_to_the_target_from_the_b
 
     kept = write("staging-app-1", 3)
     at_target = json.loads(fleet.psql_as_postgres(
-        "SELECT json_build_object('t', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'),"
-        " 'n', count(*), 'max', max(id)) FROM health_data;"))
+        "SELECT json_build_object('t', to_char(clock_timestamp() AT TIME ZONE 'UTC',"
+        " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'), 'n', count(*), 'max', max(id)) FROM health_data;"))
     time.sleep(1.2)
     lost = write("staging-app-2", 3)
     segment = fleet.psql_as_postgres("SELECT pg_walfile_name(pg_switch_wal());")
-    wait_for(lambda: fleet.ssh("staging-db-1", "sudo -n test -f /var/backups/wal/%s" % segment, check=False).returncode == 0,
+    archived = "sudo -n test -f /var/backups/wal/%s" % segment
+    wait_for(lambda: fleet.ssh("staging-db-1", archived, check=False).returncode == 0,
              timeout=60, what="segment %s archived on the db host" % segment)
     ship = fleet_play("backup.yml", {"backup_mode": "ship"})
     assert ship.rc == 0, ship.stdout[-3000:]
@@ -120,12 +150,12 @@ def test_pitr_on_the_fleet_restores_exactly_the_rows_up_to_the_target_from_the_b
     # base backup and the WAL can only come from the backup host.
     aside = "lost-%s" % uuid.uuid4().hex[:8]
     fleet.ssh("staging-db-1", "sudo -n sh -c 'mv /var/backups/health_butler /var/backups/health_butler.%s && "
-              "mv /var/backups/wal /var/backups/wal.%s && install -d -o postgres -m 0700 /var/backups/wal'" % (aside, aside))
+              "mv /var/backups/wal /var/backups/wal.%s && install -d -o postgres -m 0700 /var/backups/wal'"
+              % (aside, aside))
 
     run = fleet_play("recover-db.yml", {"recover_mode": "pitr", "target": {"time": at_target["t"]}})
     assert run.rc == 0, run.stdout[-5000:]
-    pulled = [r for r in run.task_results("Pull from staging-backup-1")]
-    copied = [path for r in pulled for item in r.get("results", []) for path in item.get("copied", [])]
+    copied = pulled(run, "staging-backup-1")
     assert any(p.startswith("base/") and p.endswith("backup_manifest") for p in copied), copied
     assert segment in copied, (segment, copied[:20])
     # Exactly the rows committed up to the target: those written before it, none written after.
@@ -148,7 +178,8 @@ def test_dump_recovery_on_the_fleet_restores_the_dumps_rows_and_keeps_the_old_da
         "SELECT json_build_object('public.health_data', (SELECT count(*) FROM health_data),"
         " 'public.users', (SELECT count(*) FROM users));"))
     assert counts == {k: v for k, v in meta["tables"].items() if k in counts}, (counts, meta["tables"])
-    preserved = fleet.psql_as_postgres("SELECT datname FROM pg_database WHERE datname LIKE 'health_butler_pre_restore_%' ORDER BY 1 DESC LIMIT 1;")
+    preserved = fleet.psql_as_postgres(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'health_butler_pre_restore_%' ORDER BY 1 DESC LIMIT 1;")
     assert preserved
     for host in fleet.groups["app"]:
         assert fleet.http(host, "/health")[0] == 200, host
