@@ -237,18 +237,22 @@ def take_incremental(runner, conn, backup_dir, wal_dir, now=None, archive_timeou
 RSYNC_BASE = ["-rlt", "--protect-args"]
 
 
-def rsync_argv(rsync="rsync", rsh=None):
-    """rsync with the collection's base options; ``rsh`` is the remote shell for ``host:path`` (its --rsh)."""
-    return [rsync] + RSYNC_BASE + (["--rsh=" + rsh] if rsh else [])
+def rsync_argv(rsync="rsync", rsh=None, protect_args=True):
+    """rsync with the collection's base options; ``rsh`` is the remote shell for ``host:path`` (its --rsh).
+
+    ``protect_args=False`` for a server behind ``rrsync``, which refuses ``--protect-args``.
+    """
+    base = RSYNC_BASE if protect_args else [o for o in RSYNC_BASE if o != "--protect-args"]
+    return [rsync] + base + (["--rsh=" + rsh] if rsh else [])
 
 
-def offsite_differences(runner, source, dest, rel_paths=None, rsync="rsync", rsh=None):
+def offsite_differences(runner, source, dest, rel_paths=None, rsync="rsync", rsh=None, protect_args=True):
     """Files under ``source`` missing at ``dest`` or with a different checksum (rsync -c dry run).
 
     ``dest`` may be a local path or ``host:path`` (reached through ``rsh``, default ssh).
     Returns ``[{"path", "state"}]`` with state ``missing`` or ``mismatch``.
     """
-    argv = rsync_argv(rsync, rsh) + ["--checksum", "--dry-run", "--itemize-changes"]
+    argv = rsync_argv(rsync, rsh, protect_args) + ["--checksum", "--dry-run", "--itemize-changes"]
     data = None
     if rel_paths is not None:
         argv += ["--files-from=-"]

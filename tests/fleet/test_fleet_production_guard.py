@@ -52,3 +52,18 @@ def test_destructive_playbook_refuses_without_confirm(fleet, production, playboo
     assert app_state(fleet) == before
     status, _ = fleet.http("staging-app-1")
     assert status == 200
+
+
+def test_recover_db_refuses_without_confirm_and_fetches_nothing(fleet, production):
+    keys = "sudo -n ls -a /var/lib/postgresql/.ssh 2>/dev/null; sudo -n ls -R /var/backups"
+    before = fleet.ssh("staging-db-1", keys, check=False).stdout
+    run = run_playbook("recover-db.yml", {"recover_mode": "dump"}, inventory=production,
+                       envvars={"HB_STAGING_DIR": STAGING_DIR})
+    assert run.rc != 0
+    message = " ".join(str(r.get("msg", "")) for r in run.task_results("Refuse the production group"))
+    assert "refused: production-db-1 is in the production group" in message, run.stdout[-3000:]
+    assert "Nothing was changed." in message
+    assert run.changed == 0 and not run.task_results("Pull from")
+    assert fleet.ssh("staging-db-1", keys, check=False).stdout == before
+    for host in fleet.groups["app"]:
+        assert fleet.http(host)[0] == 200
