@@ -15,7 +15,7 @@ description:
     another run of the kind is alive, naming it.
   - V(begin) takes the lock C(<lock_dir>/<kind>.lock) and writes C(<run_dir>/run.json) before the first change.
     V(step) records a step and the facts a later run needs. V(end) closes the record and releases the lock.
-  - V(stop_job) stops the async job recorded by an interrupted run (used by abort).
+  - V(stop_job) stops the async job recorded in O(run_dir)'s journal (abort, after V(begin) took the run over).
   - The action plugin of the same name adds the controller's identity (host, ansible-playbook pid and start time)
     and the live ansible-playbook processes of the controller, so a run knows whether the holder still runs.
 options:
@@ -33,7 +33,7 @@ options:
     type: path
     required: true
   run_dir:
-    description: The run directory that holds C(run.json) (V(begin), V(step), V(end)).
+    description: The run directory that holds C(run.json) (V(begin), V(step), V(end), V(stop_job)).
     type: path
   stamp:
     description: The run's UTC stamp (V(begin)).
@@ -128,11 +128,14 @@ stopped_pids:
   elements: int
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import run_journal as journal
 
-NEEDS = {"begin": ("run_dir", "stamp"), "step": ("run_dir", "step"), "end": ("run_dir", "status")}
+NEEDS = {"begin": ("run_dir", "stamp"), "step": ("run_dir", "step"), "end": ("run_dir", "status"),
+         "stop_job": ("run_dir",)}
 
 
 def main():
@@ -167,8 +170,8 @@ def main():
         if module.check_mode:
             module.exit_json(changed=True, msg="check mode: would %s the %s journal" % (p["state"], p["kind"]))
         if p["state"] == "stop_job":
-            found = journal.inspect(p["lock_dir"], p["kind"], p["controller"], p["live"], abort=p["abort"])
-            pids = journal.stop_job(found["record"]["facts"].get("job"))
+            record = journal.read_json(os.path.join(p["run_dir"], journal.RECORD)) or {}
+            pids = journal.stop_job(record.get("facts", {}).get("job"))
             module.exit_json(changed=bool(pids), stopped_pids=pids)
         if p["state"] == "begin":
             record = journal.begin(p["lock_dir"], p["kind"], p["run_dir"], p["stamp"], p["inputs"], p["controller"],
