@@ -133,7 +133,8 @@ def state(runner, conn, data_dir, pg_bindir, read_wal_end=True):
         out["wal_end_lsn"] = out["sql"].get("receive_lsn") or out["sql"].get("replay_lsn")
     elif read_wal_end and out["control"] and out["control"].get("redo_lsn"):
         dump = runner.run([os.path.join(pg_bindir, "pg_waldump"), "-p", os.path.join(data_dir, "pg_wal"),
-                           "-s", out["control"]["redo_lsn"]], timeout=120)
+                           "-t", str(out["control"].get("timeline") or 1), "-s", out["control"]["redo_lsn"]],
+                          timeout=120)
         out["wal_end_lsn"] = wal_end(dump.stdout, dump.stderr)
         if not out["wal_end_lsn"]:
             out["errors"].append("pg_waldump: %s" % redact_text(dump.stderr.strip())[-300:])
