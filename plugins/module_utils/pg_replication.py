@@ -27,6 +27,8 @@ SELECT json_build_object(
   'in_recovery', pg_is_in_recovery(),
   'timeline', (SELECT timeline_id FROM pg_control_checkpoint()),
   'current_lsn', CASE WHEN NOT pg_is_in_recovery() THEN pg_current_wal_lsn()::text END,
+  'wal_timeline', CASE WHEN NOT pg_is_in_recovery()
+      THEN ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
   'receive_lsn', pg_last_wal_receive_lsn()::text,
   'replay_lsn', pg_last_wal_replay_lsn()::text,
   'replay_timestamp', pg_last_xact_replay_timestamp(),
@@ -101,6 +103,31 @@ def controldata_summary(fields):
             "min_recovery_end_lsn": get("Minimum recovery ending location")}
 
 
+def history_timeline(wal_dir):
+    """The highest timeline with a history file in ``wal_dir`` (1 when there is none or it cannot be read)."""
+    try:
+        names = os.listdir(wal_dir)
+    except OSError:
+        return 1
+    tlis = [int(n[:8], 16) for n in names if re.match(r"^[0-9A-F]{8}\.history$", n)]
+    return max(tlis, default=1)
+
+
+def current_timeline(role, sql, control, history_tli):
+    """The timeline a server is on: a primary's WAL file, else the newest of what a standby or a stopped server shows.
+
+    ``pg_control_checkpoint()`` and pg_controldata lag behind a promotion or a followed timeline switch until the
+    next checkpoint or restartpoint; a history file and the wal receiver do not.
+    """
+    sql = sql or {}
+    if role == "primary" and sql.get("wal_timeline"):
+        return int(sql["wal_timeline"])
+    seen = [(sql.get("receiver") or {}).get("timeline"), sql.get("timeline"), (control or {}).get("timeline"),
+            history_tli]
+    seen = [int(t) for t in seen if t]
+    return max(seen) if seen else None
+
+
 def role_of(running, sql):
     """primary, standby or down."""
     if not running or sql is None:
@@ -126,6 +153,8 @@ def state(runner, conn, data_dir, pg_bindir, read_wal_end=True):
         except CommandError as exc:
             out["errors"].append("query: %s" % redact_text((exc.stderr or exc.msg).strip())[-300:])
     out["role"] = role_of(out["running"], out["sql"])
+    out["timeline"] = current_timeline(out["role"], out["sql"], out["control"],
+                                       history_timeline(os.path.join(data_dir, "pg_wal")))
     out["wal_end_lsn"] = None
     if out["role"] == "primary":
         out["wal_end_lsn"] = out["sql"].get("current_lsn")
@@ -133,14 +162,11 @@ def state(runner, conn, data_dir, pg_bindir, read_wal_end=True):
         out["wal_end_lsn"] = out["sql"].get("receive_lsn") or out["sql"].get("replay_lsn")
     elif read_wal_end and out["control"] and out["control"].get("redo_lsn"):
         dump = runner.run([os.path.join(pg_bindir, "pg_waldump"), "-p", os.path.join(data_dir, "pg_wal"),
-                           "-t", str(out["control"].get("timeline") or 1), "-s", out["control"]["redo_lsn"]],
+                           "-t", str(out["timeline"] or 1), "-s", out["control"]["redo_lsn"]],
                           timeout=120)
         out["wal_end_lsn"] = wal_end(dump.stdout, dump.stderr)
         if not out["wal_end_lsn"]:
             out["errors"].append("pg_waldump: %s" % redact_text(dump.stderr.strip())[-300:])
-    receiver = (out["sql"] or {}).get("receiver") or {}
-    out["timeline"] = (receiver.get("timeline") or (out["sql"] or {}).get("timeline")
-                       or (out["control"] or {}).get("timeline"))
     out["summary"] = summarize(out)
     return out
 
