@@ -76,9 +76,8 @@ def wal_end(stdout, stderr):
     pg_waldump ends with ``error in WAL record at A: invalid record length at B: ...``; B (or A) is where the
     next record would have started. Returns the LSN text or None.
     """
-    match = None
-    for match in WALDUMP_END_RE.finditer(stderr or ""):
-        pass
+    matches = list(WALDUMP_END_RE.finditer(stderr or ""))
+    match = matches[-1] if matches else None
     if match:
         return format_lsn(parse_lsn(match.group(2) or match.group(1)))
     last = None
@@ -250,7 +249,8 @@ def url_target(url):
 # After promotion: the new timeline, its history file, the settings a standby no longer needs, the slots wanted.
 PROMOTED_SQL = """
 SELECT json_build_object('in_recovery', pg_is_in_recovery(),
-  'timeline', CASE WHEN NOT pg_is_in_recovery() THEN ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
+  'timeline', CASE WHEN NOT pg_is_in_recovery()
+      THEN ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
   'current_lsn', CASE WHEN NOT pg_is_in_recovery() THEN pg_current_wal_lsn()::text END)::jsonb
 """
 

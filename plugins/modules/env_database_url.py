@@ -120,7 +120,8 @@ def main():
                   restart_needed=new_text != text)
     if module._diff:
         result["diff"] = {"before_header": path, "after_header": path,
-                          "before": "%s -> %s\n" % (key, result["before"]), "after": "%s -> %s\n" % (key, result["after"])}
+                          "before": "%s -> %s\n" % (key, result["before"]),
+                          "after": "%s -> %s\n" % (key, result["after"])}
     if not result["changed"] or module.check_mode:
         module.exit_json(**result)
     ident = env_file.file_identity(path)

@@ -74,7 +74,9 @@ promoted_lsn:
   returned: always
   type: str
 rpo:
-  description: C(bytes) lost (null when the old primary's end is unknown), C(old_primary_end_lsn), C(promoted_lsn), C(measured).
+  description: >-
+    C(bytes) lost (null when the old primary's end is unknown), C(old_primary_end_lsn), C(promoted_lsn),
+    C(measured).
   returned: always
   type: dict
 slots_created:

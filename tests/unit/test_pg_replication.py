@@ -39,8 +39,9 @@ def test_controldata_summary():
 
 
 def standby(receive="0/5000060", status="streaming", tli=1, role="standby"):
+    receiver = {"status": status} if status else None
     return {"role": role, "timeline": tli, "sql": {"in_recovery": role == "standby", "receive_lsn": receive,
-                                                     "replay_lsn": receive, "receiver": {"status": status} if status else None}}
+                                                     "replay_lsn": receive, "receiver": receiver}}
 
 
 def primary(end="0/5000060", role="primary", tli=1):
