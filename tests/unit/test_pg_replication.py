@@ -158,3 +158,64 @@ def test_promote_a_primary_is_a_no_op(fake_runner, tmp_path):
     got = rep.promote(fake_runner, Conn(host="/run", port=5432), str(tmp_path), "/bin")
     assert got["changed"] is False and got["promoted"] and got["promoted_lsn"] is None
     assert not any("pg_ctl" in line for line in fake_runner.argv_lines())
+
+
+@pytest.mark.parametrize("alive,rc,seen,words", [
+    (set(), 2, True, "no response"),
+    ({11}, 2, False, "still alive"),
+    (set(), 0, False, "a server answers"),
+])
+def test_pg_down_probe(fake_runner, alive, rc, seen, words):
+    from ansible_collections.healthbutler.recovery.plugins.module_utils import drill_effect
+    fake_runner.add(r"pg_isready", rc, "")
+    got, observation = drill_effect.look_pg_down({"kind": "pg_down", "pids": "10 11 12"}, fake_runner,
+                                                 Conn(host="/run", port=55432), alive=lambda p: p in alive)
+    assert got is seen and words in observation
+
+
+def test_pg_down_probe_needs_pids():
+    from ansible_collections.healthbutler.recovery.plugins.module_utils import drill_effect
+    with pytest.raises(drill_effect.EffectError, match="pids"):
+        drill_effect.resolve({"kind": "pg_down"}, {})
+    assert drill_effect.resolve({"kind": "pg_down", "pids": "{killed_pids}"}, {"killed_pids": "1 2"})["pids"] == "1 2"
+    assert drill_effect.host_role("pg_down") == "db"
+
+
+def test_db_host_lost_is_named_only():
+    from ansible_collections.healthbutler.recovery.plugins.module_utils import drill_catalog
+    assert "db_host_lost" not in drill_catalog.DEFAULT_ORDER
+    chosen = drill_catalog.select(["db_host_lost"])[0]
+    assert chosen["recovery"]["playbook"] == "failover_db.yml" and chosen["effect"]["kind"] == "pg_down"
+    with pytest.raises(drill_catalog.CatalogError, match="db_host_lost"):
+        drill_catalog.select(["nope"])
+
+
+@pytest.mark.parametrize("sql,role,lag_bytes,lag_s,streaming", [
+    ({"in_recovery": True, "receive_lsn": "0/5", "replay_lsn": "0/5", "replay_delay_s": 40.0, "replay_pending_bytes": 0,
+      "receiver": {"status": "streaming"}}, "standby", 0, 0.0, True),
+    ({"in_recovery": True, "receive_lsn": "0/9", "replay_lsn": "0/5", "replay_delay_s": 3.5, "replay_pending_bytes": 4,
+      "receiver": None}, "standby", 4, 3.5, False),
+    ({"in_recovery": False, "current_lsn": "0/9", "replicas": [
+        {"application_name": "a", "state": "streaming", "lag_bytes": 120, "lag_s": 0.2},
+        {"application_name": "b", "state": "catchup", "lag_bytes": 900, "lag_s": 1.5}]}, "primary", 900, 1.5, 1),
+    ({"in_recovery": False, "current_lsn": "0/9", "replicas": []}, "primary", None, None, 0),
+])
+def test_diagnose_replication_view(sql, role, lag_bytes, lag_s, streaming):
+    from ansible_collections.healthbutler.recovery.plugins.module_utils import diagnose_postgres
+    view = diagnose_postgres.replication_view(sql)
+    assert (view["role"], view["lag_bytes"], view["lag_s"], view["streaming"]) == (role, lag_bytes, lag_s, streaming)
+    assert view["summary"].startswith(role)
+
+
+def test_diagnose_facts_sql_carries_the_replication_view():
+    from ansible_collections.healthbutler.recovery.plugins.module_utils import diagnose_postgres
+    sql = diagnose_postgres.FACTS_SQL % {"idle_s": 60, "replication": diagnose_postgres.REPLICATION_SQL}
+    assert "'replication', (SELECT json_build_object(" in sql and "pg_last_xact_replay_timestamp()" in sql
+    assert "::jsonb)" not in sql
+
+
+def test_diagnose_standby_section_down(fake_runner):
+    from ansible_collections.healthbutler.recovery.plugins.module_utils import diagnose_postgres
+    fake_runner.add(r"psql", 2, "", "psql: error: connection to server failed: Connection refused")
+    got = diagnose_postgres.collect_replication(fake_runner, Conn(host="127.0.0.1", port=1, user="m", password="s3"))
+    assert got["ok"] is False and got["role"] == "down" and got["refusal"] == "not_running"
