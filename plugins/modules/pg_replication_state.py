@@ -16,7 +16,7 @@ description:
     C(pg_stat_replication) with lag in bytes and seconds, physical slots.
   - When the server is down it reads the end of its WAL with C(pg_waldump) from the last checkpoint's REDO
     point (O(read_wal_end)), so that a failover can measure what a promotion loses.
-  - Run it as the cluster's owner (C(become_user) the O(pg_os_user)): peer authentication over the socket.
+  - Run it as the cluster's owner (C(become_user) the O(pg_os_user)), for peer authentication over the socket.
 author:
   - Health Butler SRE (@healthbutler)
 extends_documentation_fragment:

@@ -32,7 +32,7 @@ def replication(sandbox):
                            "WHERE state = 'streaming')", db="postgres").split(",")
     standby = standby_psql(sandbox, "SELECT pg_is_in_recovery() || ',' || coalesce((SELECT status FROM "
                                     "pg_stat_wal_receiver), 'none')").split(",")
-    return primary[0] == "t", int(primary[1]), standby[0] == "t", standby[1]
+    return primary[0] == "true", int(primary[1]), standby[0] == "true", standby[1]
 
 
 def test_sandbox_has_a_streaming_standby(sandbox):
