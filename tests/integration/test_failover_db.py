@@ -67,7 +67,7 @@ def host_lost(sandbox):
     timeline_before = int(sandbox.psql("SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)", db="postgres"),
                           16)
     run = run_playbook("drill.yml", {"drill_scenarios": ["db_host_lost"], "drill_run_dir": run_dir,
-                                     "drill_detect_attempts": 3, "drill_prepare_playbooks": []},
+                                     "drill_detect_attempts": 3},
                        envvars={"HB_RUN_DIR": run_dir})
     records = sorted(p for p in glob.glob(os.path.join(sandbox["hb_run_root"], "failover_db-*", "failover.json"))
                      if os.path.basename(os.path.dirname(p))[len("failover_db-"):] >= started)
