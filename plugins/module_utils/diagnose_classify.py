@@ -273,7 +273,7 @@ def _per_host(facts):
         raise TypeError("classify_incident expects diagnose facts (a dict or a list), got %s" % type(facts).__name__)
     if "facts" in facts and isinstance(facts["facts"], dict):
         return [(facts.get("hostname") or facts["facts"].get("hostname"), facts["facts"])]
-    if any(s in facts for s in SECTIONS):
+    if any(s in facts for s in SECTIONS) or isinstance(facts.get("sections"), list):
         return [(facts.get("hostname"), facts)]
     pairs = []
     for host, value in facts.items():

@@ -219,3 +219,12 @@ def test_diagnose_standby_section_down(fake_runner):
     fake_runner.add(r"psql", 2, "", "psql: error: connection to server failed: Connection refused")
     got = diagnose_postgres.collect_replication(fake_runner, Conn(host="127.0.0.1", port=1, user="m", password="s3"))
     assert got["ok"] is False and got["role"] == "down" and got["refusal"] == "not_running"
+
+
+def test_a_host_with_only_the_replication_section_is_classified():
+    from ansible_collections.healthbutler.recovery.plugins.module_utils.diagnose_classify import classify
+    facts = {"localhost": {"hostname": "h", "sections": ["host"], "host": {}},
+             "sandbox-standby": {"hostname": "h", "sections": ["replication"],
+                                 "replication": {"ok": True, "role": "standby", "lag_bytes": 0}}}
+    out = classify(facts)
+    assert isinstance(out, dict)
