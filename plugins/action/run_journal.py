@@ -10,6 +10,8 @@ import socket
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.healthbutler.recovery.plugins.module_utils.run_journal import processes
+
 
 def start_time(pid):
     """The process's start time in clock ticks since boot (with the pid, it names one process for good)."""
@@ -30,16 +32,8 @@ def playbook_process():
 
 def live_playbooks():
     """(pid, argv) of every ansible-playbook process on this controller."""
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % name, "rb") as fh:
-                argv = fh.read().decode("utf-8", "replace").split("\0")
-        except OSError:
-            continue
-        if any(os.path.basename(arg) == "ansible-playbook" for arg in argv[:2]):
-            yield int(name), argv
+    return [(pid, argv) for pid, argv in processes() if any(os.path.basename(arg) == "ansible-playbook"
+                                                            for arg in argv[:2])]
 
 
 class ActionModule(ActionBase):

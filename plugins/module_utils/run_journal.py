@@ -17,6 +17,8 @@ import os
 import signal
 import time
 
+from ansible_collections.healthbutler.recovery.plugins.module_utils.backup_catalog import read_json
+
 RECORD = "run.json"
 
 
@@ -26,14 +28,6 @@ class JournalError(Exception):
 
 def utc_now():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def read_json(path):
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return None
 
 
 def write_json(path, data, exclusive=False):
@@ -54,7 +48,7 @@ def lock_path(lock_dir, kind):
     return os.path.join(lock_dir, "%s.lock" % kind)
 
 
-def _procs():
+def processes():
     """(pid, argv) of every process on this host."""
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -73,7 +67,7 @@ def job_pids(jid):
     base = (jid or "").rsplit(".", 1)[0]
     if not base:
         return []
-    return [pid for pid, argv in _procs()
+    return [pid for pid, argv in processes()
             if len(argv) > 2 and base in argv[1:3] and any("async_wrapper" in arg for arg in argv[:2])
             and pid != os.getpid()]
 

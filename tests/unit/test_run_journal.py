@@ -93,7 +93,9 @@ def test_the_job_is_finished_failed_running_or_lost(tmp_path, monkeypatch):
     results.write_text(json.dumps({"finished": 1, "failed": True, "msg": "pg_restore: error"}))
     assert journal.job_state(job) == {"state": "failed", "msg": "pg_restore: error"}
     results.write_text(json.dumps({"started": 1, "finished": 0}))
-    monkeypatch.setattr(journal, "_procs", lambda: iter([(42, ["/usr/bin/python3", "/tmp/x/async_wrapper.py", "j1"])]))
+    wrapper = (42, ["/usr/bin/python3", "/tmp/x/async_wrapper.py", "j1"])
+    monkeypatch.setattr(journal, "processes", lambda: iter([wrapper]))
     assert journal.job_state(job)["state"] == "running"
-    monkeypatch.setattr(journal, "_procs", lambda: iter([(42, ["/usr/bin/python3", "/tmp/x/other.py", "j1"])]))
+    other = (42, ["/usr/bin/python3", "/tmp/x/other.py", "j1"])
+    monkeypatch.setattr(journal, "processes", lambda: iter([other]))
     assert journal.job_state(job)["state"] == "lost"
