@@ -76,8 +76,10 @@ def job_state(job):
     """What became of a recorded async job: running, finished, failed or lost (gone without a result)."""
     if not job or not job.get("jid"):
         return {"state": "none"}
-    result = read_json(job.get("results_file") or "") or {}
-    if result.get("finished"):
+    result = read_json(job.get("results_file") or "")
+    # async_wrapper writes {"started": 1, "finished": 0} while the module runs, then the module's own result
+    # (no "started" key): that is how async_status tells a finished job too.
+    if result is not None and (result.get("finished") or "started" not in result):
         failed = bool(result.get("failed")) or result.get("rc", 0) not in (0, None)
         return {"state": "failed" if failed else "finished", "msg": result.get("msg", "")}
     if job_pids(job["jid"]):

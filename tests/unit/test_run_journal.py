@@ -90,6 +90,8 @@ def test_the_job_is_finished_failed_running_or_lost(tmp_path, monkeypatch):
     job = {"jid": "j1.5", "results_file": str(results)}
     results.write_text(json.dumps({"finished": 1, "rc": 0}))
     assert journal.job_state(job)["state"] == "finished"
+    results.write_text(json.dumps({"changed": True, "reached": {"lsn": "0/5000000"}}))  # the module's own result
+    assert journal.job_state(job)["state"] == "finished"
     results.write_text(json.dumps({"finished": 1, "failed": True, "msg": "pg_restore: error"}))
     assert journal.job_state(job) == {"state": "failed", "msg": "pg_restore: error"}
     results.write_text(json.dumps({"started": 1, "finished": 0}))
