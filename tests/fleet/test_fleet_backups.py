@@ -27,7 +27,8 @@ def test_verify_backups_judges_the_backup_hosts_own_copy(fleet):
                 and "Print the verdicts" in e["event_data"].get("task", "")]
     assert [v["host"] for v in verdicts] == ["staging-backup-1"]
     lines = verdicts[0]["res"]["msg"]
-    catalog = "FAILED  catalog  0 backups in /var/backups/health_butler, 0 WAL segments in /var/backups/wal"
+    catalog = ("FAILED  catalog  WAL archive directory /var/backups/wal does not exist; "
+               "0 backups in /var/backups/health_butler, 0 WAL segments in /var/backups/wal")
     assert any(line.startswith(catalog) for line in lines), lines
     assert "Backup verification FAILED: catalog" in run.stdout
     # The report is on the backup host, under its own run-record directory.
