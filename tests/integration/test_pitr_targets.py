@@ -8,7 +8,6 @@ to the end of the archived WAL. The record's ``reached`` is the last record and 
 from __future__ import annotations
 
 import os
-import threading
 import time
 
 import pytest
@@ -62,68 +61,3 @@ def test_past_last_commit_end_of_wal_recovers_every_commit_and_records_the_last_
     assert h.lsn(reached["lsn"]) >= h.lsn(quiet["last"]["lsn"]), reached
     assert sandbox.http("/health")[0] == 200
 
-
-def backup_history(box):
-    """START/STOP WAL LOCATION and STOP TIME of the newest .backup file in the archive."""
-    wal = box["hb_wal_archive_dir"]
-    newest = sorted((n for n in os.listdir(wal) if n.endswith(".backup")),
-                    key=lambda n: os.path.getmtime(os.path.join(wal, n)))[-1]
-    fields = {}
-    for line in h.read_text(os.path.join(wal, newest)).splitlines():
-        key, _sep, value = line.partition(": ")
-        fields[key] = value
-    return {"start_lsn": fields["START WAL LOCATION"].split()[0], "stop_lsn": fields["STOP WAL LOCATION"].split()[0],
-            "start_wal": fields["START WAL LOCATION"].split("file ")[1].rstrip(")"),
-            "stop_time": fields["STOP TIME"]}
-
-
-def commits_between(box, first_wal, start_lsn, stop_lsn):
-    out = h.as_postgres(box.site, [os.path.join(box["hb_pg_bindir"], "pg_waldump"), "--path",
-                                   box["hb_wal_archive_dir"], "--rmgr", "Transaction", first_wal],
-                        check=False, env=dict(os.environ, TZ="UTC")).stdout
-    found = []
-    for line in out.splitlines():
-        if "COMMIT" not in line:
-            continue
-        at = line.split("lsn: ")[1].split(",")[0]
-        when = line.split("COMMIT ")[1].split(" UTC")[0]
-        if h.lsn(start_lsn) <= h.lsn(at) < h.lsn(stop_lsn):
-            found.append((at, when.replace(" ", "T") + "Z"))
-    return found
-
-
-def write_until(box, stop):
-    while not stop.is_set():
-        box.psql("INSERT INTO health_data (user_id, metric, value) VALUES (1, 'tgt-during', 1)")
-
-
-def test_a_time_inside_a_base_backup_is_refused_for_it_and_served_by_the_older_one(quiet, sandbox):
-    """Commits run during the backup; a target between its whole-second STOP TIME and a later commit before its
-    end-of-backup point would stop replay before consistency."""
-    for _attempt in range(4):
-        stop = threading.Event()
-        writer = threading.Thread(target=write_until, args=(sandbox, stop))
-        writer.start()
-        try:
-            inside = h.make_base_backup(sandbox)
-        finally:
-            stop.set()
-            writer.join()
-        info = backup_history(sandbox)
-        stop_second = h.parse_iso(info["stop_time"].replace(" UTC", "Z").replace(" ", "T"))
-        late = [c for c in commits_between(sandbox, info["start_wal"], info["start_lsn"], info["stop_lsn"])
-                if h.parse_iso(c[1]) > stop_second]
-        if late:
-            break
-    else:
-        pytest.fail("no commit landed between a backup's STOP TIME and its end in 4 tries")
-    target = (stop_second + h.parse_iso(late[-1][1])) / 2
-    when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(target)) + (".%06dZ" % int((target % 1) * 1e6))
-    named = run_playbook("recover_db.yml", {"recover_mode": "pitr", "target": {"time": when}, "backup": inside},
-                         check=True)
-    assert named.rc != 0 and "is inside base backup %s" % inside in named.stdout, named.stdout[-3000:]
-    assert "Give a time at or after" in named.stdout
-    # Unnamed, the planner skips that backup (or names the branch when the older one is on another timeline).
-    other = run_playbook("recover_db.yml", {"recover_mode": "pitr", "target": {"time": when}}, check=True)
-    assert "base backup: %s" % inside not in other.stdout, other.stdout[-3000:]
-    assert other.rc == 0 or "skipped as the target is inside them: %s" % inside in other.stdout, other.stdout[-3000:]
