@@ -23,7 +23,8 @@ def fleet():
         down = staging_play("absent")
         assert down.rc == 0, down.stdout[-3000:]
         left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-        assert "hbst-" not in left, left
+        prefix = os.environ.get("HB_STAGING_PREFIX") or "hbst"
+        assert prefix + "-" not in left, left
 
 
 @pytest.fixture
