@@ -299,10 +299,20 @@ def check_in_window(catalog, target, base, seg_size=WAL_SEG_SIZE):
     if target.get("lsn") is not None and target["lsn"] >= parse_lsn(reach["end_lsn"]):
         _fail_reach(target, base, reach, win, "LSN %s is past the end of continuous WAL (%s)"
                     % (target["value"], reach["end_lsn"]), branch_that_reaches(wal, target, base, tli, seg_size))
-    if target.get("time") is not None and target["time"] > parse_iso(reach["time"]):
+    if target.get("time") is not None and not reach_covers(reach, target["time"]):
         _fail_reach(target, base, reach, win, "time %s is after the newest continuously archived WAL (%s)"
                     % (iso(target["time"]), reach["time"]), branch_that_reaches(wal, target, base, tli, seg_size))
     return reach, tli
+
+
+def reach_covers(reach, when):
+    """Whether WAL archived up to ``reach`` may hold time ``when``.
+
+    The catalogue keeps a segment's mtime in whole seconds, truncated: the copy really ended up to a second
+    later, so a target in that second is let through here. The last-commit check of the archived WAL
+    (``pitr_wal.plan_with_wal``) then refuses it if replay would not reach it.
+    """
+    return when < parse_iso(reach["time"]) + dt.timedelta(seconds=1)
 
 
 def _fail_reach(target, base, reach, win, why, branch=""):
@@ -323,7 +333,7 @@ def branch_that_reaches(wal, target, base, tried, seg_size=WAL_SEG_SIZE):
         if not reach["last"]:
             continue
         if (target.get("lsn") is not None and target["lsn"] < parse_lsn(reach["end_lsn"])) or (
-                target.get("time") is not None and target["time"] <= parse_iso(reach["time"])):
+                target.get("time") is not None and reach_covers(reach, target["time"])):
             newest = max(int(t) for t in wal.get("timelines") or [tli])
             return ' Timeline %d (a later branch) reaches it: add "timeline": %d%s to the target.' % (
                 tli, tli, ' (or "latest")' if tli == newest else "")

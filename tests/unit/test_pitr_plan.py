@@ -116,6 +116,12 @@ def test_target_after_newest_wal_is_refused_with_the_window():
     assert "latest 2026-11-28T18:00:00Z" in err.value.msg
 
 
+def test_a_target_in_the_newest_segments_whole_second_is_accepted():
+    """The catalogue's mtime is truncated to the second; the archive copy ended later in that second."""
+    plan = pp.build_plan(catalog(), target(time="2026-11-28T18:00:00.400000Z"), NOW)
+    assert plan["base_backup"]["name"] == "20261128T120000Z"
+
+
 def test_lsn_past_the_end_of_wal_is_refused():
     with pytest.raises(pp.PlanError) as err:
         pp.build_plan(catalog(), target(lsn="0/9000000"), NOW)
