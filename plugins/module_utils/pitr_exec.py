@@ -18,7 +18,7 @@ import pwd
 import re
 import time
 
-from ansible_collections.healthbutler.recovery.plugins.module_utils import pitr_plan
+from ansible_collections.healthbutler.recovery.plugins.module_utils import pitr_plan, walnames
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import CommandError
 
 RECOVERY_SETTINGS = ("restore_command", "recovery_target", "recovery_target_time", "recovery_target_xid",
@@ -200,9 +200,32 @@ def write_settings(runner, server, pg_major, settings):
     return files
 
 
+def replay_percent(replay_lsn, span):
+    """Share of the WAL from the base backup's start to the target (or the end of archived WAL) replayed."""
+    if not span or not replay_lsn:
+        return None
+    start, end = span
+    if end is None or end <= start:
+        return None
+    done = walnames.parse_lsn(replay_lsn) - start
+    return max(0.0, min(100.0, round(100.0 * done / (end - start), 1)))
+
+
+def replay_span(plan):
+    """(start, end) LSNs of the replay ``plan`` asks for, as integers, for ``replay_percent``."""
+    target, base = plan["target"], plan["base_backup"]
+    end = target.get("lsn")
+    if end is None:
+        end_lsn = (plan.get("wal_reach") or {}).get("end_lsn")
+        end = walnames.parse_lsn(end_lsn) if end_lsn else None
+    return (walnames.parse_lsn(base["start_lsn"]), end) if base.get("start_lsn") else None
+
+
 def wait_for_recovery(server, target, action, log_file, log_offset, progress_file=None, timeout=3600,
-                      poll=1.0, clock=time.monotonic, sleep=time.sleep):
-    """Poll until the target is reached (or the server gives up); return samples of progress."""
+                      poll=1.0, clock=time.monotonic, sleep=time.sleep, span=None):
+    """Poll until the target is reached (or the server gives up); return samples of progress.
+
+    ``span`` (``replay_span``) adds the percentage of the WAL to replay that is done to each sample."""
     deadline = clock() + timeout
     samples = []
     while True:
@@ -225,12 +248,14 @@ def wait_for_recovery(server, target, action, log_file, log_offset, progress_fil
             state = None  # not accepting connections yet (before consistency)
         if state:
             sample = {"at": pitr_plan.iso(now_utc()), "replay_lsn": state["replay_lsn"],
-                      "in_recovery": state["in_recovery"], "target": "%s=%s" % (target["kind"], target["value"])}
+                      "in_recovery": state["in_recovery"], "target": "%s=%s" % (target["kind"], target["value"]),
+                      "percent": replay_percent(state["replay_lsn"], span)}
             samples.append(sample)
             if progress_file:
+                done = "" if sample["percent"] is None else " (%.1f %% of the WAL to replay)" % sample["percent"]
                 with open(progress_file, "a", encoding="utf-8") as fh:
-                    fh.write("%(at)s replayed %(replay_lsn)s in_recovery=%(in_recovery)s target %(target)s\n"
-                             % sample)
+                    fh.write("%s replayed %s%s in_recovery=%s target %s\n" % (
+                        sample["at"], sample["replay_lsn"], done, sample["in_recovery"], sample["target"]))
             if action == "promote" and not state["in_recovery"]:
                 return samples
             if action == "pause" and state["in_recovery"] and state["paused"] and LOG_STOPPING in log:
@@ -303,7 +328,7 @@ def restore(runner, server, plan, paths, wal_dir, log_file, pg_major, extra_sett
                                 % (" / ".join(why) or (res.stderr or res.stdout).strip()),
                                 details={"log": _log_tail(log)})
             result["progress"] = wait_for_recovery(server, target, target["action"], log_file, offset,
-                                                   progress_file, timeout)
+                                                   progress_file, timeout, span=replay_span(plan))
         with Step(steps, "judge the recovery"):
             verdict = judge_log(read_log_since(log_file, offset), target["action"])
             result["log_verdict"] = verdict

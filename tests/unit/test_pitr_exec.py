@@ -102,6 +102,26 @@ def test_wait_returns_once_out_of_recovery_and_writes_progress(tmp_path):
     assert "replayed 0/3000000" in progress.read_text()
 
 
+def test_progress_says_how_much_of_the_wal_to_replay_is_done(tmp_path):
+    log = tmp_path / "pg.log"
+    log.write_text("")
+    server = FakeServer(str(tmp_path), [
+        {"in_recovery": True, "replay_lsn": "0/3000000", "paused": False},
+        {"in_recovery": False, "replay_lsn": "0/4000000", "paused": None},
+    ])
+    progress = tmp_path / "progress.log"
+    plan = {"target": target(lsn="0/4000000"), "base_backup": {"start_lsn": "0/2000000"}}
+    samples = pe.wait_for_recovery(server, plan["target"], "promote", str(log), 0, str(progress), timeout=60,
+                                   sleep=lambda s: None, span=pe.replay_span(plan))
+    assert [s["percent"] for s in samples] == [50.0, 100.0]
+    assert "replayed 0/3000000 (50.0 % of the WAL to replay)" in progress.read_text()
+    # a time target: the end of the continuously archived WAL is the far end
+    by_time = {"target": {"kind": "time"}, "base_backup": {"start_lsn": "0/2000000"},
+               "wal_reach": {"end_lsn": "0/6000000"}}
+    assert pe.replay_percent("0/3000000", pe.replay_span(by_time)) == 25.0
+    assert pe.replay_percent("0/3000000", None) is None
+
+
 def test_wait_fails_when_the_log_says_target_not_reached(tmp_path):
     log = tmp_path / "pg.log"
     log.write_text("before\n" + NOT_REACHED)
