@@ -43,9 +43,12 @@ options:
     description: Remove the job's result file once read.
     type: bool
     default: false
+attributes:
+  check_mode:
+    support: full
+    description: It only reads the job's status, so it runs unchanged under C(--check).
 notes:
   - An action on the controller; each poll runs M(ansible.builtin.async_status) on the host.
-  - Changes nothing, so it runs in check mode too.
 author:
   - Health Butler SRE (@healthbutler)
 """
