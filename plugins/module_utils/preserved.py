@@ -68,10 +68,18 @@ def pre_rows_tables(tables):
             for t in sorted(tables) if pattern.match(t)]
 
 
-def older_than(items, now, days):
-    """Items with their age; ``remove`` is true for those older than ``days``."""
+def older_than(items, now, days, held=None):
+    """Items with their age; ``remove`` is true for those older than ``days``.
+
+    ``held`` (``{stamp: kind}`` of runs not yet ended, ``run_journal.open_runs``): their copies are kept
+    whatever their age, with ``held_by`` saying why, since finishing or aborting that run needs them.
+    """
     out = []
     for item in items:
         age = (now - parse_stamp(item["stamp"])).total_seconds() / 86400.0
-        out.append(dict(item, age_days=round(age, 2), remove=age > days))
+        entry = dict(item, age_days=round(age, 2), remove=age > days)
+        if (held or {}).get(item["stamp"]):
+            entry.update(remove=False, held_by="interrupted %s run %s: finish it (re-run) or abort it first" % (
+                held[item["stamp"]], item["stamp"]))
+        out.append(entry)
     return out

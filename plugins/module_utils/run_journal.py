@@ -48,6 +48,19 @@ def lock_path(lock_dir, kind):
     return os.path.join(lock_dir, "%s.lock" % kind)
 
 
+def open_runs(lock_dir):
+    """``{stamp: kind}`` of the runs whose lock is held and whose journal has not ended (interrupted or live)."""
+    out = {}
+    if not lock_dir or not os.path.isdir(lock_dir):
+        return out
+    for name in sorted(os.listdir(lock_dir)):
+        holder = read_json(os.path.join(lock_dir, name)) if name.endswith(".lock") else None
+        record = read_json(os.path.join(holder["run_dir"], RECORD)) if holder and holder.get("run_dir") else None
+        if record and record.get("state") != "ended" and holder.get("stamp"):
+            out[holder["stamp"]] = holder.get("kind") or name[:-len(".lock")]
+    return out
+
+
 def processes():
     """(pid, argv) of every process on this host."""
     for name in os.listdir("/proc"):

@@ -37,6 +37,11 @@ options:
     type: list
     elements: path
     default: []
+  lock_dir:
+    description:
+      - The run-lock directory (C(hb_run_root)/locks). Copies whose stamp is that of a run still holding its
+        lock with an open journal (interrupted, or running) are kept whatever their age, with C(held_by).
+    type: path
 attributes:
   check_mode: {support: full, description: Lists what would be removed; removes nothing.}
 """
@@ -55,7 +60,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 copies:
-  description: Every preserved copy with kind, name, stamp, age_days and whether it is (or would be) removed.
+  description:
+    - Every preserved copy with kind, name, stamp, age_days and whether it is (or would be) removed.
+    - C(held_by) says which interrupted run keeps a copy that is older than the limit.
   returned: always
   type: list
   elements: dict
@@ -72,7 +79,7 @@ import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.healthbutler.recovery.plugins.module_utils import preserved
+from ansible_collections.healthbutler.recovery.plugins.module_utils import preserved, run_journal
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pg_rows_copy import RowsCopy
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pitr_exec import PgServer
 from ansible_collections.healthbutler.recovery.plugins.module_utils.psql import quote_ident
@@ -87,6 +94,7 @@ def main():
             data_dir=dict(type="path", required=True),
             db_name=dict(type="str", required=True),
             dump_dirs=dict(type="list", elements="path", default=[]),
+            lock_dir=dict(type="path"),
             pg_bindir=dict(type="path", required=True),
             pg_os_user=dict(type="str", default="postgres"),
             pg_port=dict(type="int", default=5432, aliases=["port"]),
@@ -109,7 +117,8 @@ def main():
         items += preserved.pre_rows_tables(server.query(preserved.PRE_ROWS_SQL, dbname=p["db_name"]))
     except CommandError as exc:
         module.fail_json(msg="cannot list the tables rows mode preserved in %s: %s" % (p["db_name"], exc.msg))
-    copies = preserved.older_than(items, dt.datetime.now(dt.timezone.utc), p["older_than_days"])
+    copies = preserved.older_than(items, dt.datetime.now(dt.timezone.utc), p["older_than_days"],
+                                  held=run_journal.open_runs(p["lock_dir"]))
     doomed = [c for c in copies if c["remove"]] if p["state"] == "absent" else []
     removed = []
     if not module.check_mode:

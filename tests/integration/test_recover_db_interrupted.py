@@ -138,6 +138,13 @@ def test_pitr_killed_then_rerun_finishes_it(history, sandbox, step):
     assert sandbox.http("/health")[0] != 200 or os.path.exists(sandbox["hb_app_maintenance_flag"])
     if step == "maintenance_on":
         assert_reported_interrupted(sandbox)
+    if step == "restored":
+        # cleanup_preserved spares the copy the interrupted run may still need, whatever its age
+        kept = new_preserved(sandbox, record["stamp"])
+        clean = run_playbook("cleanup_preserved.yml", {"older_than_days": 0})
+        assert clean.rc == 0, clean.stdout[-3000:]
+        assert "kept: interrupted recover-db run %s" % record["stamp"] in clean.stdout, clean.stdout[-3000:]
+        assert kept and new_preserved(sandbox, record["stamp"]) == kept
     rerun = run_playbook("recover_db.yml", args)
     assert_finished(sandbox, rerun, record, RESTORED)
 

@@ -1,5 +1,6 @@
 """The run journal: new, busy, interrupted (resume, takeover, abort), stale locks, steps and the end."""
 
+import datetime as dt
 import json
 import os
 
@@ -101,3 +102,25 @@ def test_the_job_is_finished_failed_running_or_lost(tmp_path, monkeypatch):
     other = (42, ["/usr/bin/python3", "/tmp/x/other.py", "j1"])
     monkeypatch.setattr(journal, "processes", lambda: iter([other]))
     assert journal.job_state(job)["state"] == "lost"
+
+
+def test_copies_of_an_interrupted_run_are_kept_by_cleanup_whatever_their_age(tmp_path):
+    from ansible_collections.healthbutler.recovery.plugins.module_utils import preserved
+
+    locks, run_dir, done_dir = tmp_path / "locks", tmp_path / "20261101T000000Z-recover-db", tmp_path / "done"
+    for d in (locks, run_dir, done_dir):
+        d.mkdir()
+    journal.write_json(str(locks / "recover-db.lock"), {"stamp": "20261101T000000Z", "kind": "recover-db",
+                                                    "run_dir": str(run_dir)})
+    journal.write_json(str(run_dir / journal.RECORD), {"state": "open", "steps": []})
+    journal.write_json(str(locks / "rollback.lock"), {"stamp": "20261102T000000Z", "kind": "rollback",
+                                                  "run_dir": str(done_dir)})
+    journal.write_json(str(done_dir / journal.RECORD), {"state": "ended", "steps": []})
+    held = journal.open_runs(str(locks))
+    assert held == {"20261101T000000Z": "recover-db"}
+    items = [{"kind": "data_dir", "name": "/d.pre_pitr_20261101T000000Z", "stamp": "20261101T000000Z"},
+             {"kind": "data_dir", "name": "/d.pre_pitr_20261102T000000Z", "stamp": "20261102T000000Z"}]
+    aged = preserved.older_than(items, dt.datetime(2026, 11, 28, tzinfo=dt.timezone.utc), 7, held=held)
+    assert [a["remove"] for a in aged] == [False, True]
+    assert "interrupted recover-db run 20261101T000000Z" in aged[0]["held_by"]
+    assert journal.open_runs(str(tmp_path / "none")) == {}
