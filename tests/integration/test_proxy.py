@@ -147,3 +147,18 @@ def test_restore_traffic_names_bad_steps_before_any_change(at_the_proxy):
     assert "steps: 50,10 must rise and end at 100, e.g. 10,50,100" in run.stdout
     assert read(os.path.join(box["hb_proxy_dir"], "traffic.conf")) == before
     assert proxy(box, "/health")[0] == 200
+
+
+def test_maintenance_off_with_gradual_traffic_gives_it_back_in_steps(at_the_proxy, run_dir):
+    box = at_the_proxy
+    assert run_playbook("maintenance.yml", {"maintenance_state": "on"}).rc == 0
+    assert proxy(box, "/api/version")[0] == 503
+    off = run_playbook("maintenance.yml", dict(GATE, maintenance_state="off", restore_traffic="gradual",
+                                               run_dir=run_dir))
+    assert off.rc == 0, off.stdout[-4000:]
+    with open(os.path.join(run_dir, "traffic.json"), encoding="utf-8") as fh:
+        record = json.load(fh)
+    assert [s["percent"] for s in record["steps"]] == [10, 50, 100] and record["outcome"] == "100 %"
+    assert all(s["passed"] for s in record["steps"])
+    assert not os.path.exists(proxy_flag(box)) and not os.path.exists(box["hb_app_maintenance_flag"])
+    assert proxy(box, "/api/version")[0] == 200
