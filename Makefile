@@ -9,7 +9,7 @@ SANDBOX_STATE ?= present
 # Integration tests run in this many pytest-xdist workers, each with a sandbox of its own.
 INTEGRATION_WORKERS ?= 2
 
-.PHONY: help bootstrap sandbox sandbox-down sandbox-status staging staging-down staging-status test lint sanity unit integration fleet-test molecule clean
+.PHONY: bench help bootstrap sandbox sandbox-down sandbox-status staging staging-down staging-status test lint sanity unit integration fleet-test molecule clean
 
 help:
 	@echo "make sandbox   bring up the local sandbox staging (PostgreSQL, Redis, PM2 app)"
@@ -17,6 +17,7 @@ help:
 	@echo "make test      install what is missing, then lint, unit, integration, molecule"
 	@echo "make lint      ansible-lint (production profile), ruff, ansible-doc of every plugin, changelog lint"
 	@echo "make sanity    ansible-test sanity (offline pip recipe, scripts/sanity.sh)"
+	@echo "make bench     every benchmark (bench/), tables with ratios against the bare commands"
 	@echo "make clean     stop the sandbox and remove generated files"
 
 bootstrap:
@@ -86,6 +87,19 @@ clean:
 	-[ -e $(STAGING_DIR)/inventory.yml ] && $(STAGING_PLAY) -e staging_state=absent
 	rm -rf .ansible .pytest_cache .ruff_cache tests/output .cache/ansible-test/tree
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
+
+# Every benchmark on the sandbox (and the fleet's when `make staging` is up), each a table with ratios against
+# the bare commands; ends with the load average. BENCH_SCALE is recover_db's pgbench scale (70 = ~1 GB).
+BENCH_SCALE ?= 5
+BENCH_RUNS ?= 3
+bench: sandbox
+	$(VENV)/bin/python bench/diagnose.py --runs $(BENCH_RUNS)
+	$(VENV)/bin/python bench/recover_db.py --scale $(BENCH_SCALE)
+	$(VENV)/bin/python bench/recover_rows.py
+	$(VENV)/bin/python bench/verify.py --repeat $(BENCH_RUNS)
+	@if [ -e $(STAGING_DIR)/inventory.yml ]; then $(VENV)/bin/python bench/diagnose_fleet.py --runs $(BENCH_RUNS); \
+	else echo "bench/diagnose_fleet.py skipped: no staging fleet (make staging)"; fi
+	@echo; echo "load average: $$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # The main job: bootstrap, sandbox up, drill the whole scenario catalogue, print the table.
 # DRILL_ARGS passes extra options, e.g. DRILL_ARGS="-e '{\"drill_scenarios\":[\"app_crash\",\"db_down\"]}'"

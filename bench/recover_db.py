@@ -120,7 +120,7 @@ def main():
 
     up = run_playbook("sandbox.yml", {"sandbox_state": "present"})
     if up.rc != 0:
-        raise SystemExit("sandbox did not come up")
+        raise SystemExit("sandbox did not come up:\n" + up.stdout[-3000:])
     box = Sandbox(resolve_site())
     site = box.site
     print("generating pgbench scale %d ..." % args.scale, flush=True)

@@ -12,7 +12,10 @@ if not os.path.exists(link):
 if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
 
-# ansible-playbook and friends come from the interpreter's own venv.
-_bindir = os.path.dirname(sys.executable)
-if _bindir not in os.environ.get("PATH", "").split(os.pathsep):
-    os.environ["PATH"] = _bindir + os.pathsep + os.environ.get("PATH", "")
+# ansible-playbook and friends come from the interpreter's own venv, pm2 from .tools, the settings from the
+# checkout's ansible.cfg: what the Makefile exports, so that tests and bench/ scripts also run without make.
+for _bindir in (os.path.dirname(sys.executable), os.path.join(ROOT, ".tools", "node_modules", ".bin")):
+    if _bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = _bindir + os.pathsep + os.environ.get("PATH", "")
+os.environ.setdefault("ANSIBLE_CONFIG", os.path.join(ROOT, "ansible.cfg"))
+os.environ.setdefault("ANSIBLE_HOME", os.path.join(ROOT, ".ansible"))
