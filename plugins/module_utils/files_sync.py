@@ -104,14 +104,18 @@ def snapshot_path(dest, stamp, snapshot_dir=None):
 def snapshot(runner, src, dest):
     """Hard-link copy of ``src`` at ``dest`` (``cp -al``; same filesystem, no extra space).
 
-    Falls back to a ``--link-dest`` rsync when ``cp`` lacks ``-l`` support (BSD).
+    Falls back to a ``--link-dest`` rsync when ``cp`` lacks ``-l`` support (BSD). Written under
+    ``<dest>.partial`` and renamed when complete.
     """
     if os.path.lexists(dest):
         raise CommandError("snapshot %s already exists; refusing to overwrite it" % dest)
-    res = runner.run(["cp", "-al", src.rstrip("/"), dest])
+    partial = dest + ".partial"  # named only once complete, so a killed copy is never taken for a snapshot
+    runner.run(["rm", "-rf", partial])
+    res = runner.run(["cp", "-al", src.rstrip("/"), partial])
     if res.rc != 0:
-        runner.run(["rm", "-rf", dest])
-        runner.check(rsync_argv(src, dest, link_dest=src), what="rsync --link-dest snapshot")
+        runner.run(["rm", "-rf", partial])
+        runner.check(rsync_argv(src, partial, link_dest=src), what="rsync --link-dest snapshot")
+    os.rename(partial, dest)
     return dest
 
 

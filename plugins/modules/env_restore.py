@@ -39,6 +39,13 @@ options:
   group:
     description: Group (name or gid) of the restored file; default the live file's group.
     type: str
+  stamp:
+    description:
+      - Names the kept copy C(<dest>.pre_restore_<stamp>); default the current UTC time.
+      - When that copy exists (an interrupted run's, re-run with its stamp), it is kept as RV(previous), and the
+        key differences and RV(restart_needed) are taken between it and O(src), so a run that replaced the file
+        and died before the restart still restarts.
+    type: str
 notes:
   - Check mode and diff mode are supported; the diff shows keys with redacted values only.
 seealso:
@@ -127,6 +134,7 @@ def main():
             mode=dict(type="str", default="0600"),
             owner=dict(type="str"),
             group=dict(type="str"),
+            stamp=dict(type="str"),
         ),
         supports_check_mode=True,
     )
@@ -154,11 +162,18 @@ def main():
             gid = ident["gid"] if gid is None else gid
     except (OSError, UnicodeDecodeError) as exc:
         module.fail_json(msg="cannot read the env files: %s" % exc)
-    keys = env_file.diff_keys(current, wanted)
+    stamp = module.params["stamp"] or datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    kept = "%s.pre_restore_%s" % (dest, stamp)
+    kept = kept if module.params["stamp"] and os.path.isfile(kept) else None
+    try:
+        before = env_file.read_env(kept) if kept else current
+    except (OSError, UnicodeDecodeError) as exc:
+        module.fail_json(msg="cannot read the kept copy %s: %s" % (kept, exc))
+    keys = env_file.diff_keys(before, wanted)
     same_bytes = exists and src_bytes == dest_bytes
     attrs_ok = exists and ident == {"mode": "%04o" % mode, "uid": uid, "gid": gid}
     changed = not (same_bytes and attrs_ok)
-    result = dict(changed=changed, differences=keys, restart_needed=keys["differ"], previous=None,
+    result = dict(changed=changed, differences=keys, restart_needed=keys["differ"], previous=kept,
                   mode="%04o" % mode)
     if module._diff:
         result["diff"] = {
@@ -170,8 +185,7 @@ def main():
             result["mode"] = env_file.file_identity(dest)["mode"]
         module.exit_json(**result)
     try:
-        if exists and not same_bytes:
-            stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        if exists and not same_bytes and not kept:
             result["previous"] = env_file.keep_previous(dest, stamp)
         env_file.install(src, dest, mode, uid, gid)
     except OSError as exc:

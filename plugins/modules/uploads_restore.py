@@ -39,6 +39,12 @@ options:
     description: Where the C(<dest name>.pre_restore_<UTC stamp>) snapshot goes; default beside O(dest)
       (hard links need the same filesystem).
     type: path
+  stamp:
+    description:
+      - Names the snapshot C(<dest name>.pre_restore_<stamp>); default the current UTC time.
+      - When a complete snapshot of that name exists (an interrupted run's, re-run with its stamp), it is kept
+        as this run's snapshot and not taken again.
+    type: str
   verify:
     description: After the restore, a checksum dry run must report nothing left to transfer.
     type: bool
@@ -88,6 +94,10 @@ snapshot:
   returned: always
   type: str
   sample: /app/uploads.pre_restore_20261128T234500Z
+snapshot_kept:
+  description: The snapshot is an interrupted run's, found under O(stamp) and kept, not taken by this run.
+  returned: always
+  type: bool
 verified:
   description: The post-restore checksum dry run found nothing left to transfer.
   returned: when something was restored and verify is true
@@ -113,6 +123,7 @@ def main():
             delete_extra=dict(type="bool", default=False),
             checksum=dict(type="bool", default=True),
             snapshot_dir=dict(type="path"),
+            stamp=dict(type="str"),
             verify=dict(type="bool", default=True),
             owner=dict(type="str"),
             group=dict(type="str"),
@@ -135,14 +146,15 @@ def main():
         items, lines = files_sync.sync(runner, p["src"], p["dest"], rsync, dry_run=True,
                                        delete=p["delete_extra"], checksum=p["checksum"], chown=chown)
         changes = files_sync.content_changes(items)
+        stamp = p["stamp"] or datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        snapshot = files_sync.snapshot_path(p["dest"], stamp, p["snapshot_dir"])
+        kept = bool(p["stamp"]) and os.path.isdir(snapshot)
         result = dict(changed=bool(changes), itemized=lines[:MAX_LINES], summary=files_sync.summarize(items),
-                      snapshot=None)
+                      snapshot=snapshot if kept else None, snapshot_kept=kept)
         if not changes or module.check_mode:
             module.exit_json(**result)
-        if os.path.isdir(p["dest"]):
-            stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-            result["snapshot"] = files_sync.snapshot(
-                runner, p["dest"], files_sync.snapshot_path(p["dest"], stamp, p["snapshot_dir"]))
+        if os.path.isdir(p["dest"]) and not kept:
+            result["snapshot"] = files_sync.snapshot(runner, p["dest"], snapshot)
         items, lines = files_sync.sync(runner, p["src"], p["dest"], rsync, delete=p["delete_extra"],
                                        checksum=p["checksum"], chown=chown)
         result.update(itemized=lines[:MAX_LINES], summary=files_sync.summarize(items))

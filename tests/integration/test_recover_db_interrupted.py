@@ -7,12 +7,11 @@ recovery on top of it): the right rows, the app online, /health 200, maintenance
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
 import time
 
+import interrupt_helpers as ih
 import pytest
 import recoverdb_helpers as h
 from harness import ROOT, run_playbook, wait_for
@@ -42,50 +41,21 @@ def history(sandbox):
     return {"base": base, "target": {"time": target}}
 
 
-def read(path):
-    try:
-        return h.read_json(path)
-    except (OSError, ValueError):  # absent, or being replaced
-        return None
-
-
 def lock(box):
-    return read(os.path.join(box["hb_run_root"], "locks", "recover-db.lock"))
+    return ih.lock(os.path.join(box["hb_run_root"], "locks"), "recover-db")
 
 
 def journal(box):
-    held = lock(box)
-    return read(os.path.join(held["run_dir"], "run.json")) if held else None
-
-
-def steps(box):
-    record = journal(box) or {}
-    return [s["name"] for s in record.get("steps", [])]
+    return ih.journal(os.path.join(box["hb_run_root"], "locks"), "recover-db")
 
 
 def start(extravars):
-    """ansible-playbook in a session of its own (so it can be killed with its workers, as a hang-up does)."""
-    argv = [os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", os.path.join(ROOT, "inventories", "sandbox"),
-            os.path.join(ROOT, "playbooks", "recover_db.yml"), "-e", json.dumps(extravars)]
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    return ih.start("recover_db.yml", extravars)
 
 
 def killed_at(box, extravars, step):
     """Start a recovery and SIGKILL its controller (the whole session) once the journal has ``step``."""
-    proc = start(extravars)
-    try:
-        wait_for(lambda: step in steps(box) or proc.poll() is not None, timeout=120, interval=0.05,
-                 what="journal step %s" % step)
-        assert proc.poll() is None, "the run ended before step %s could be interrupted:\n%s" % (
-            step, proc.communicate()[0][-3000:])
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-    record = journal(box)
-    assert record and record["state"] == "running", "no interrupted run journalled"
-    return record
+    return ih.killed_at("recover_db.yml", extravars, os.path.join(box["hb_run_root"], "locks"), "recover-db", step)
 
 
 def new_preserved(box, stamp):

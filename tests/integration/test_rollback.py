@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 
+import interrupt_helpers as ih
 import pytest
-from harness import ROOT, run_playbook, wait_for
+from harness import run_playbook
 from rollback_helpers import (
     STABLE,
     build_and_restart,
@@ -129,14 +128,7 @@ def test_production_refused_without_confirm(playbook):
 
 
 def rollback_journal(box):
-    lock = os.path.join(box["hb_run_root"], "rollback", "locks", "rollback.lock")
-    try:
-        with open(lock, encoding="utf-8") as fh:
-            run_dir = json.load(fh)["run_dir"]
-        with open(os.path.join(run_dir, "run.json"), encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError, KeyError):
-        return None
+    return ih.journal(os.path.join(box["hb_run_root"], "rollback", "locks"), "rollback")
 
 
 def test_a_rollback_killed_after_its_migration_is_finished_by_the_rerun_without_repeating_it(broken_release,
@@ -147,20 +139,8 @@ def test_a_rollback_killed_after_its_migration_is_finished_by_the_rerun_without_
                  "rollback_migration_command": ["sh", "-c", 'printf "%s\\n" "$1" >> ' + migration_log, "migrate"]}
     records = os.path.join(box["hb_run_root"], "rollback")
     before = set(os.listdir(records)) if os.path.isdir(records) else set()
-    proc = subprocess.Popen(
-        [os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", os.path.join(ROOT, "inventories", "sandbox"),
-         os.path.join(ROOT, "playbooks", "rollback.yml"), "-e", json.dumps(extravars)],
-        env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg")), stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        wait_for(lambda: "migration %s" % MIGRATION in [s["name"] for s in (rollback_journal(box) or {})
-                                                          .get("steps", [])] or proc.poll() is not None,
-                 timeout=300, interval=0.05, what="the migration journalled")
-        assert proc.poll() is None, "the rollback ended before it could be interrupted"
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-    stamp = rollback_journal(box)["stamp"]
+    stamp = ih.killed_at("rollback.yml", extravars, os.path.join(box["hb_run_root"], "rollback", "locks"), "rollback",
+                         "migration %s" % MIGRATION, timeout=300)["stamp"]
     rerun = run_playbook("rollback.yml", extravars)
     assert rerun.rc == 0, rerun.stdout[-4000:]
     assert "interrupted rollback %s" % stamp in rerun.stdout
