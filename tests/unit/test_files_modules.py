@@ -89,3 +89,43 @@ def test_uploads_restore_check_mode_then_restore(tmp_path, monkeypatch):
 def test_uploads_restore_refuses_a_missing_backup(tmp_path, monkeypatch):
     failed, res = run_module(uploads_restore, {"src": str(tmp_path / "nope"), "dest": str(tmp_path)}, monkeypatch)
     assert failed and "does not exist" in res["msg"]
+
+
+def test_uploads_restore_with_a_stamp_keeps_an_interrupted_runs_snapshot(tmp_path, monkeypatch):
+    """A re-run with the first run's stamp finishes the rsync against its snapshot; a .partial one is retaken."""
+    live, backup = tmp_path / "uploads", tmp_path / "backup"
+    live.mkdir()
+    backup.mkdir()
+    (backup / "a.jpg").write_bytes(b"original")
+    (backup / "b.jpg").write_bytes(b"original")
+    (live / "a.jpg").write_bytes(b"damaged!")
+    args = {"src": str(backup), "dest": str(live), "stamp": "S"}
+    snap = tmp_path / "uploads.pre_restore_S"
+    (tmp_path / "uploads.pre_restore_S.partial").mkdir()  # a copy killed half-way: not a snapshot
+
+    failed, res = run_module(uploads_restore, args, monkeypatch)
+    assert not failed and res["snapshot"] == str(snap) and not res["snapshot_kept"]
+    assert sorted(os.listdir(tmp_path)) == ["backup", "uploads", "uploads.pre_restore_S"]
+    (live / "b.jpg").unlink()  # the first run's rsync was cut short
+
+    failed, res = run_module(uploads_restore, args, monkeypatch)
+    assert not failed and res["changed"] and res["snapshot_kept"] and res["snapshot"] == str(snap)
+    assert (live / "b.jpg").read_bytes() == b"original" and (snap / "a.jpg").read_bytes() == b"damaged!"
+    failed, res = run_module(uploads_restore, args, monkeypatch)
+    assert not failed and not res["changed"] and res["snapshot"] == str(snap)  # still named for the record
+
+
+def test_env_restore_with_a_stamp_keeps_the_copy_and_still_asks_for_the_restart(tmp_path, monkeypatch):
+    """The first run installed the backup and died before the restart: the re-run keeps its copy, asks again."""
+    live, backup = tmp_path / ".env", tmp_path / "env"
+    write(live, "JWT_SECRET=%s\n" % LIVE_SECRET)
+    write(backup, "JWT_SECRET=%s\n" % BACKUP_SECRET)
+    args = {"src": str(backup), "dest": str(live), "stamp": "S"}
+    failed, first = run_module(env_restore, args, monkeypatch)
+    assert not failed and first["previous"] == str(live) + ".pre_restore_S" and first["restart_needed"]
+
+    failed, again = run_module(env_restore, args, monkeypatch)
+    assert not failed and not again["changed"] and again["previous"] == first["previous"]
+    assert again["restart_needed"] and again["differences"]["changed"] == ["JWT_SECRET"]
+    assert LIVE_SECRET in Path(first["previous"]).read_text(encoding="utf-8")
+    assert sorted(os.listdir(tmp_path)) == [".env", ".env.pre_restore_S", "env"]
