@@ -89,12 +89,13 @@ clean:
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
 
 # Every benchmark on the sandbox (and the fleet's when `make staging` is up), each a table with ratios against
-# the bare commands; ends with the load average. BENCH_SCALE is recover_db's pgbench scale (70 = ~1 GB).
-BENCH_SCALE ?= 5
+# the bare commands; ends with the load average. BENCH_SIZE_MB is the size of recover_db's generated data
+# (realistic rows, not pgbench's; `make bench BENCH_SIZE_MB=200` for a quick run).
+BENCH_SIZE_MB ?= 2048
 BENCH_RUNS ?= 3
 bench: sandbox
 	$(VENV)/bin/python bench/diagnose.py --runs $(BENCH_RUNS)
-	$(VENV)/bin/python bench/recover_db.py --scale $(BENCH_SCALE)
+	$(VENV)/bin/python bench/recover_db.py --size-mb $(BENCH_SIZE_MB) --runs $(BENCH_RUNS)
 	$(VENV)/bin/python bench/recover_rows.py
 	$(VENV)/bin/python bench/verify.py --repeat $(BENCH_RUNS)
 	@if [ -e $(STAGING_DIR)/inventory.yml ]; then $(VENV)/bin/python bench/diagnose_fleet.py --runs $(BENCH_RUNS); \

@@ -239,24 +239,36 @@ class Pm2:
                                process=proc)
             self.sleep(1)
 
-    def wait_stable(self, name, settle, timeout):
-        """Wait until ``name`` is online and neither restarts nor changes pid for ``settle`` seconds."""
+    def wait_stable(self, name, settle, timeout, ready=None):
+        """Wait until ``name`` is online and neither restarts nor changes pid for ``settle`` seconds.
+
+        With ``ready`` (a callable, e.g. "its HTTP port answers"), the app must answer it first; the settle then
+        only confirms that the process which answered is still the one running.
+        """
         deadline = self.clock() + timeout
         proc = self.get(name)
         while True:
             if proc["status"] == "online" and proc["pid"]:
                 baseline = proc
-                self.sleep(settle)
-                proc = self.get(name)
-                if (proc["status"] == "online" and proc["pid"] == baseline["pid"]
-                        and proc["restart_time"] == baseline["restart_time"]):
-                    return proc
+                if ready is None or self._until(ready, deadline):
+                    self.sleep(settle)
+                    proc = self.get(name)
+                    if (proc["status"] == "online" and proc["pid"] == baseline["pid"]
+                            and proc["restart_time"] == baseline["restart_time"]):
+                        return proc
             if self.clock() >= deadline:
                 raise Pm2Error("%s is not online and stable after %ss: status %s, restarts %s, unstable restarts %s"
                                % (name, timeout, proc["status"], proc["restart_time"],
                                   proc["unstable_restarts"]), process=proc)
-            self.sleep(1)
+            self.sleep(1 if ready is None else 0.2)
             proc = self.get(name)
+
+    def _until(self, ready, deadline):
+        while self.clock() < deadline:
+            if ready():
+                return True
+            self.sleep(0.2)
+        return False
 
     def watch_memory(self, name, seconds, interval):
         """Sample the process memory for ``seconds``; return the trend summary and samples in MB."""

@@ -51,6 +51,14 @@ options:
     description: Seconds during which the app must not restart for it to count as stable.
     type: int
     default: 5
+  ready_url:
+    description:
+      - When set, the app counts as started only once this URL answers HTTP, whatever the status (the caller
+        checks the status it needs; a maintenance 503 is an answer); O(settle) then only confirms that the
+        process which answered still runs, so it can be short (1 s).
+      - A Node app that crashes on start does so before it listens, so an answer is the sign that startup
+        is over; a fixed settle only waits.
+    type: str
   timeout:
     description: Seconds to wait for the app to be online and stable (or stopped).
     type: int
@@ -150,8 +158,10 @@ memory_trend:
 """
 
 import os
+from urllib.error import HTTPError, URLError
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pm2_control import (
     STATES,
@@ -172,6 +182,17 @@ def show(value):
     return " ".join(value) if isinstance(value, list) else str(value)
 
 
+def answers(url):
+    """The URL answers HTTP at all (any status)."""
+    try:
+        open_url(url, timeout=2).close()
+    except HTTPError:
+        return True
+    except (URLError, OSError, ValueError):
+        return False
+    return True
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -182,6 +203,7 @@ def main():
             pm2_bin=dict(type="str", default="pm2"),
             pm2_home=dict(type="path"),
             settle=dict(type="int", default=5),
+            ready_url=dict(type="str"),
             timeout=dict(type="int", default=60),
             env_file=dict(type="path"),
             required_env_keys=dict(type="list", elements="str", default=[], no_log=False),
@@ -227,7 +249,8 @@ def main():
             if p["state"] == "stopped":
                 result["process"] = pm2.wait_stopped(p["name"], p["timeout"])
             else:
-                result["process"] = pm2.wait_stable(p["name"], p["settle"], p["timeout"])
+                ready = (lambda: answers(p["ready_url"])) if p["ready_url"] else None
+                result["process"] = pm2.wait_stable(p["name"], p["settle"], p["timeout"], ready)
                 if p["watch_seconds"] > 0:
                     result["memory_trend"] = pm2.watch_memory(p["name"], p["watch_seconds"], p["watch_interval"])
     except RecoveryError as exc:  # a Pm2Error or a failed command

@@ -199,3 +199,27 @@ def pids_of(*needles):
 def port_free(port):
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", int(port))) != 0
+
+
+class OutageProbe(threading.Thread):
+    """Asks /health every 0.1 s; ``span()`` is the time from the first to the last answer that was not 200."""
+
+    def __init__(self, box):
+        super().__init__(daemon=True)
+        self.box, self.down = box, []
+        self._halt = threading.Event()
+
+    def run(self):
+        while not self._halt.is_set():
+            asked = time.time()
+            if self.box.http("/health", timeout=2)[0] != 200:
+                self.down.append((asked, time.time()))
+            time.sleep(0.1)
+
+    def stop(self):
+        self._halt.set()
+        self.join(5)
+
+    def span(self):
+        return self.down[-1][1] - self.down[0][0] if self.down else 0.0
+

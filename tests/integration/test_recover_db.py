@@ -272,7 +272,12 @@ def test_dump_mode_brings_back_exactly_the_dumps_rows(history, sandbox):
     sandbox.psql("DELETE FROM health_data WHERE id % 7 = 0")
     deleted_state = h.table_counts(sandbox)
     assert deleted_state["public.health_data"] < dumped["public.health_data"]
-    run = recover({"recover_mode": "dump", "dump": os.path.basename(dump)})
+    probe = h.OutageProbe(sandbox)
+    probe.start()
+    try:
+        run = recover({"recover_mode": "dump", "dump": os.path.basename(dump)})
+    finally:
+        probe.stop()
     assert run.rc == 0, run.stdout[-5000:]
     assert h.table_counts(sandbox) == dumped
     assert sandbox.http("/health")[0] == 200
@@ -281,7 +286,13 @@ def test_dump_mode_brings_back_exactly_the_dumps_rows(history, sandbox):
     assert preserved_db.startswith(sandbox["hb_db_name"] + "_pre_restore_")
     assert h.table_counts(sandbox, db=preserved_db) == deleted_state
     assert record["rows_before"] == deleted_state and record["rows_after"] == dumped
-    assert os.path.exists(os.path.join(latest_run_dir(sandbox), "recovery.md"))
+    # time: the phases are back to back and add up to the wall time; the downtime covers what a user saw
+    assert [p["mark"] for p in record["phases"]] == ["start", "maintenance_on", "app_stopped", "restored", "serving"]
+    assert abs(sum(p["seconds"] for p in record["phases"]) - record["wall_s"]) < 0.01
+    assert probe.down and 0 < record["downtime_s"] < record["wall_s"]
+    assert probe.span() <= record["downtime_s"] + 1.0, (probe.span(), record["downtime_s"])  # not under-reported
+    with open(os.path.join(latest_run_dir(sandbox), "recovery.md"), encoding="utf-8") as fh:
+        assert "App downtime: **%s s**" % record["downtime_s"] in fh.read()
 
 
 # -- (4) faults during recovery restore the pre-run state ------------------------------------------

@@ -184,6 +184,27 @@ def test_wait_stable_reports_errored(fake_runner):
         pm2.wait_stable("health-butler", settle=3, timeout=10)
 
 
+def test_wait_stable_with_ready_waits_for_the_answer_then_only_confirms(fake_runner):
+    """Started once the app answers; the short settle after it catches a crash of the process that answered."""
+    fake_runner.add("jlist", stdout=sequence([
+        jlist(proc(pid=10, restarts=1)),
+        jlist(proc(pid=11, restarts=2)),   # the process that answered crashed during the confirmation
+        jlist(proc(pid=11, restarts=2)),
+        jlist(proc(pid=11, restarts=2)),
+    ]))
+    answers = sequence([False, False, True, True])
+    pm2, clock = make_pm2(fake_runner)
+    got = pm2.wait_stable("health-butler", settle=1, timeout=60, ready=lambda: answers(None, None))
+    assert got["pid"] == 11 and clock.now < 5  # not 2 x the 5 s fixed settle
+
+
+def test_wait_stable_with_ready_gives_up_when_the_app_never_answers(fake_runner):
+    fake_runner.add("jlist", stdout=jlist(proc(pid=10)))
+    pm2, _unused = make_pm2(fake_runner)
+    with pytest.raises(pc.Pm2Error, match="not online and stable after 5s"):
+        pm2.wait_stable("health-butler", settle=1, timeout=5, ready=lambda: False)
+
+
 def test_wait_stopped(fake_runner):
     fake_runner.add("jlist", stdout=sequence([jlist(proc()), jlist(proc(status="stopped"))]))
     pm2, _unused = make_pm2(fake_runner)
