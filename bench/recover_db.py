@@ -54,7 +54,8 @@ SCHEMA = """
 DROP TABLE IF EXISTS bench_notes, bench_events, bench_users;
 CREATE TABLE bench_users (id int PRIMARY KEY, email text UNIQUE NOT NULL, name text, created_at timestamptz,
                           profile jsonb);
-INSERT INTO bench_users SELECT g, 'user' || g || '@example.invalid', md5(g::text), now() - random() * interval '3 years',
+INSERT INTO bench_users
+SELECT g, 'user' || g || '@example.invalid', md5(g::text), now() - random() * interval '3 years',
        jsonb_build_object('height', 150 + (random() * 50)::int, 'tz', md5(random()::text))
 FROM generate_series(1, 50000) g;
 CREATE TABLE bench_events (id bigserial PRIMARY KEY, user_id int NOT NULL REFERENCES bench_users,
@@ -230,16 +231,16 @@ def main():
     print("| %-40s | %8s | %8s | %8s | %-22s | %-26s |" % ("what", "median s", "min s", "max s", "ratio (medians)",
                                                           "app downtime s (median)"))
     print("|%s|%s|%s|%s|%s|%s|" % ("-" * 42, "-" * 10, "-" * 10, "-" * 10, "-" * 24, "-" * 28))
+    row = "| %-40s | %8.1f | %8.1f | %8.1f | %-22s | %-26s |"
     for mode in ("dump", "pitr"):
         bare = spread([t for t, _d in got["bare " + mode]])
         mine = spread([t for t, _d in got["collection " + mode]])
         down = statistics.median(d for _t, d in got["collection " + mode])
         label = "pm2 stop .. pg_restore .. swap .. /health" if mode == "dump" else "hand-run PITR incl. app stop/start"
-        print("| %-40s | %8.1f | %8.1f | %8.1f | %-22s | %-26s |" % ((label,) + bare + ("1.00x", "%.1f (all of it)"
-                                                                                         % bare[0])))
-        print("| %-40s | %8.1f | %8.1f | %8.1f | %-22s | %-26s |" % (
-            ("recover_db.yml recover_mode=%s" % mode,) + mine
-            + ("%.2fx (+%.1f s)" % (mine[0] / bare[0], mine[0] - bare[0]), "%.1f (%.2fx bare)" % (down, down / bare[0]))))
+        print(row % ((label,) + bare + ("1.00x", "%.1f (all of it)" % bare[0])))
+        ratio = "%.2fx (+%.1f s)" % (mine[0] / bare[0], mine[0] - bare[0])
+        print(row % (("recover_db.yml recover_mode=%s" % mode,) + mine
+                     + (ratio, "%.1f (%.2fx bare)" % (down, down / bare[0]))))
 
     if not args.keep:
         sql(site, "DROP TABLE IF EXISTS %s" % ", ".join(BENCH_TABLES))
