@@ -39,7 +39,7 @@ import recoverdb_helpers as h  # noqa: E402
 from harness import Sandbox, resolve_site, run_playbook  # noqa: E402
 
 BENCH_TABLES = ("bench_notes", "bench_events", "bench_users")
-# One batch of events: random readings in a JSON payload (about 330 bytes a row with its indexes).
+# One batch of events: random readings in a JSON payload (about 500 bytes a row with its indexes and TOAST, measured).
 EVENTS_BATCH = """
 INSERT INTO bench_events (user_id, metric, recorded_at, payload)
 SELECT 1 + (random() * 49999)::int,
@@ -102,7 +102,7 @@ def generate(box, size_mb):
     """Fill the app database with about ``size_mb`` MB of bench tables (80 % events, 20 % notes)."""
     site = box.site
     sql(site, SCHEMA)
-    events_rows, notes_rows = int(size_mb * 0.8 * 1024 * 1024 / 330), int(size_mb * 0.2 * 1024 * 1024 / 900)
+    events_rows, notes_rows = int(size_mb * 0.8 * 1024 * 1024 / 500), int(size_mb * 0.2 * 1024 * 1024 / 1350)
     batch = 500000
     for done in range(0, events_rows, batch):
         sql(site, EVENTS_BATCH % min(batch, events_rows - done))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pitr_exec import ExecError, Step
 from ansible_collections.healthbutler.recovery.plugins.module_utils.psql import quote_ident, quote_literal
@@ -47,8 +48,43 @@ def sha256_file(path, chunk=1024 * 1024):
     return digest.hexdigest()
 
 
-def inspect_dump(path):
-    """Existence, checksum sidecar and metadata of a dump; ``problems`` lists what is wrong."""
+def expected_sha256(path):
+    """The sha256 in the dump's ``.sha256`` sidecar, or None without one."""
+    sidecar = path + ".sha256"
+    if not os.path.exists(sidecar):
+        return None
+    with open(sidecar, encoding="utf-8") as fh:
+        return (fh.read().split() or [""])[0]
+
+
+class ChecksumThread(threading.Thread):
+    """sha256 of the dump computed beside the restore; ``problem()`` (after the restore) gates the swap."""
+
+    def __init__(self, path, expected):
+        super().__init__(daemon=True)
+        self.path, self.expected, self.actual, self.error = path, expected, None, None
+
+    def run(self):
+        try:
+            self.actual = sha256_file(self.path)
+        except OSError as exc:
+            self.error = str(exc)
+
+    def problem(self):
+        self.join()
+        if self.error:
+            return "could not read %s for its checksum: %s" % (self.path, self.error)
+        if self.actual != self.expected:
+            return "dump %s does not match its checksum (sha256 %s, expected %s)" % (
+                self.path, self.actual, self.expected)
+        return None
+
+
+def inspect_dump(path, checksum=True):
+    """Existence, checksum sidecar and metadata of a dump; ``problems`` lists what is wrong.
+
+    ``checksum=False`` leaves the sha256 to the caller (``checksum`` is then ``deferred`` when there is a sidecar).
+    """
     info = {"path": path, "exists": os.path.isfile(path), "problems": [], "meta": None, "checksum": "missing"}
     if not info["exists"]:
         info["problems"].append("dump %s does not exist" % path)
@@ -56,10 +92,10 @@ def inspect_dump(path):
     info["size"] = os.path.getsize(path)
     if info["size"] == 0:
         info["problems"].append("dump %s is empty" % path)
-    sidecar = path + ".sha256"
-    if os.path.exists(sidecar):
-        with open(sidecar, encoding="utf-8") as fh:
-            expected = (fh.read().split() or [""])[0]
+    sidecar, expected = path + ".sha256", expected_sha256(path)
+    if expected is not None and not checksum:
+        info["checksum"] = "deferred"
+    elif expected is not None:
         actual = sha256_file(path)
         info["checksum"] = "ok" if actual == expected else "mismatch"
         if actual != expected:
@@ -72,11 +108,12 @@ def inspect_dump(path):
     return info
 
 
-def read_dump(runner, pg_restore, path):
-    """Full read of the archive (``--list`` alone passes a truncated dump); returns TOC table names."""
-    res = runner.run([pg_restore, "-f", os.devnull, path])
-    if res.rc != 0:
-        raise ExecError("dump %s does not read back: %s" % (path, res.stderr.strip()[-500:]), step="pre-flight")
+def read_dump(runner, pg_restore, path, full=True):
+    """TOC table names of the archive, after a full read when ``full`` (``--list`` alone passes a truncated dump)."""
+    if full:
+        res = runner.run([pg_restore, "-f", os.devnull, path])
+        if res.rc != 0:
+            raise ExecError("dump %s does not read back: %s" % (path, res.stderr.strip()[-500:]), step="pre-flight")
     toc = runner.check([pg_restore, "--list", path], what="pg_restore --list")
     return toc_tables(toc.stdout)
 
@@ -143,13 +180,16 @@ def pg_restore_argv(server, dump, dbname, jobs, clean=False):
     return server.as_user(argv + [dump])
 
 
-def restore_beside(runner, server, dump, db, names, jobs, toc, meta, timeout=None):
-    """Restore into ``names['scratch']``, validate, swap; keep the live db as ``names['preserved']``."""
+def restore_beside(runner, server, dump, db, names, jobs, toc, meta, timeout=None, checksum=None):
+    """Restore into ``names['scratch']``, validate, swap; keep the live db as ``names['preserved']``.
+
+    The rows before are the pre-flight's, counted while the app still served; the restore into the scratch
+    database is itself a full read of the dump with ``--exit-on-error``, before anything live is touched.
+    ``checksum`` (a started ChecksumThread) runs beside the restore and gates the swap.
+    """
     steps, state = [], {"scratch": False, "swapped": False}
     result = {"steps": steps, "strategy": "beside", "preserved_db": names["preserved"]}
     try:
-        with Step(steps, "row counts before"):
-            result["rows_before"] = counts(server, db)
         with Step(steps, "create the scratch database %s" % names["scratch"]):
             owner = server.query("SELECT to_json(pg_get_userbyid(datdba)) FROM pg_database WHERE datname = %s"
                                  % quote_literal(db))
@@ -160,6 +200,11 @@ def restore_beside(runner, server, dump, db, names, jobs, toc, meta, timeout=Non
             runner.check(pg_restore_argv(server, dump, names["scratch"], jobs), timeout=timeout, what="pg_restore")
         with Step(steps, "validate %s" % names["scratch"]):
             result["validation"] = validate(server, names["scratch"], toc, meta)
+        if checksum is not None:
+            with Step(steps, "sha256 of the dump (computed during the restore)"):
+                problem = checksum.problem()
+                if problem:
+                    raise ExecError(problem, step="checksum")
         with Step(steps, "swap by rename (keep %s)" % names["preserved"]):
             server.query("ALTER DATABASE %s WITH ALLOW_CONNECTIONS false; SELECT to_json(1)" % quote_ident(db))
             try:
@@ -205,8 +250,6 @@ def restore_in_place(runner, server, dump, db, safety_dump, jobs, toc, meta, tim
     steps = []
     result = {"steps": steps, "strategy": "in_place", "safety_dump": safety_dump}
     try:
-        with Step(steps, "row counts before"):
-            result["rows_before"] = counts(server, db)
         with Step(steps, "safety dump of %s" % db):
             runner.check(server.as_user([server.bin("pg_dump"), "-h", server.socket_dir, "-p", str(server.port),
                                          "-Fc", "-f", safety_dump, db]), timeout=timeout, what="safety pg_dump")

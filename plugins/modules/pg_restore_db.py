@@ -152,7 +152,10 @@ def main():
                          msg="; ".join(outcome["actions"]) or "nothing to roll back")
 
     # -- pre-flight (every state) ------------------------------------------------------------
-    info = pr.inspect_dump(dump)
+    # Restoring beside, the sha256 of the dump (checked by the pre-flight, while the app served) is checked again
+    # beside the restore, before the swap, instead of before the restore on the downtime path.
+    overlap = p["state"] == "restored" and p["strategy"] == "beside" and not module.check_mode
+    info = pr.inspect_dump(dump, checksum=not overlap)
     plan["checksum"] = info["checksum"]
     plan["meta"] = info["meta"]
     if info["problems"]:
@@ -160,7 +163,13 @@ def main():
         module.fail_json(msg="; ".join(info["problems"]) + "; dumps in %s/dumps: %s"
                          % (p["backup_dir"], ", ".join(found) or "none"), plan=plan)
     try:
-        plan["toc_tables"] = pr.read_dump(runner, server.bin("pg_restore"), dump)
+        # Beside, the restore into the scratch database reads the dump in full before anything live changes;
+        # without a matching checksum, or in place (destructive), the pre-flight reads it in full first.
+        vouched = p["strategy"] == "beside" and info["checksum"] in ("ok", "deferred")
+        plan["read_in_full"] = ("by the restore into %s, before anything live changes (checksum ok)" % names["scratch"]
+                                if vouched else "pre-flight")
+        plan["toc_tables"] = pr.read_dump(runner, server.bin("pg_restore"), dump,
+                                          full=plan["read_in_full"] == "pre-flight")
         if not pr.database_exists(server, db):
             module.fail_json(msg="database %s does not exist on port %s" % (db, p["pg_port"]), plan=plan)
         taken = [n for n in names.values() if pr.database_exists(server, n)]
@@ -168,7 +177,7 @@ def main():
             module.fail_json(msg="database(s) %s already exist; use a new run_stamp" % ", ".join(taken), plan=plan)
         live = server.query("SELECT json_build_object('size', pg_database_size(%s), 'data_dir', "
                             "current_setting('data_directory'))" % pr.quote_literal(db))
-        rows_before = pr.counts(server, db)
+        rows_before = pr.counts(server, db) if p["state"] == "planned" or module.check_mode else None
     except (ExecError, CommandError) as exc:
         module.fail_json(msg=getattr(exc, "msg", str(exc)), plan=plan)
     st = os.statvfs(live["data_dir"] if os.path.isdir(live["data_dir"]) else "/")
@@ -185,8 +194,12 @@ def main():
     # -- the restore ------------------------------------------------------------------------------
     try:
         if p["strategy"] == "beside":
+            checksum = None
+            if info["checksum"] == "deferred":
+                checksum = pr.ChecksumThread(dump, pr.expected_sha256(dump))
+                checksum.start()
             result = pr.restore_beside(runner, server, dump, db, names, jobs, plan["toc_tables"], info["meta"],
-                                       p["timeout"])
+                                       p["timeout"], checksum=checksum)
         else:
             result = pr.restore_in_place(runner, server, dump, db, safety, jobs, plan["toc_tables"], info["meta"],
                                          p["timeout"])

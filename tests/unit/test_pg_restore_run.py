@@ -93,8 +93,30 @@ def test_beside_restores_validates_and_swaps_by_rename(fake_runner):
     assert 'ALTER DATABASE "hb_restore_S" RENAME TO "hb"' in renames[1]
     restore = next(c["argv"] for c in fake_runner.calls if any(a.endswith("bin/pg_restore") for a in c["argv"]))
     assert "--exit-on-error" in restore and restore[restore.index("-j") + 1] == "2"
-    assert result["rows_before"] == {"public.users": 1} and result["rows_after"] == {"public.users": 2}
+    assert "rows_before" not in result and result["rows_after"] == {"public.users": 2}  # before: the pre-flight's
+    assert not [c for c in fake_runner.calls if c["data"] and "query_to_xml" in c["data"] and "hb_restore_S"
+                not in " ".join(c["argv"])]  # the live database is not counted during the downtime
     assert result["preserved_db"] == "hb_pre_restore_S"
+
+
+def test_beside_a_checksum_computed_during_the_restore_gates_the_swap(fake_runner, tmp_path):
+    dump = tmp_path / "x.dump"
+    dump.write_bytes(b"changed after the pre-flight")
+    scripted(fake_runner)
+    check = pr.ChecksumThread(str(dump), "0" * 64)
+    check.start()
+    with pytest.raises(ExecError) as err:
+        pr.restore_beside(fake_runner, server(fake_runner), str(dump), "hb", NAMES, 2, ["public.users"],
+                          {"tables": {"public.users": 2}}, checksum=check)
+    assert err.value.step == "checksum" and "does not match its checksum" in err.value.msg
+    assert not sql_lines(fake_runner, "RENAME")  # nothing live was touched
+    assert err.value.details["rollback"]["actions"] == ["dropped the partial scratch database hb_restore_S"]
+
+
+def test_the_pre_flight_full_read_can_be_left_to_the_restore(fake_runner):
+    fake_runner.add(r"pg_restore --list", stdout="3; 2615 16390 TABLE DATA public users hb\n")
+    assert pr.read_dump(fake_runner, "pg_restore", "/b/x.dump", full=False) == ["public.users"]
+    assert not [c for c in fake_runner.calls if "/dev/null" in c["argv"]]
 
 
 def test_beside_failure_before_swap_drops_only_the_scratch_db(fake_runner):
