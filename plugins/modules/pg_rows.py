@@ -36,7 +36,7 @@ options:
   db_name: {description: Database (same name in the copy and live)., type: str, required: true}
   copy_dir: {description: Directory of the copy (its socket directory)., type: path}
   copy_port: {description: Port of the copy., type: int}
-  run_dir: {description: Run directory for the plan, CSV, SQL and the result., type: path, required: true}
+  run_dir: {description: "Run directory for the plan, CSV, SQL and the result.", type: path, required: true}
   run_stamp: {description: UTC stamp of the run (names the preserved tables)., type: str, required: true}
   disable_triggers:
     description: Disable user triggers of the touched tables inside the transaction.

@@ -140,7 +140,7 @@ def rollback_journal(box):
 
 
 def test_a_rollback_killed_after_its_migration_is_finished_by_the_rerun_without_repeating_it(broken_release,
-                                                                                               run_dir):
+                                                                                             run_dir):
     box = broken_release
     migration_log = os.path.join(run_dir, "migrations.log")
     extravars = {"rollback_migrate": True,
@@ -154,7 +154,7 @@ def test_a_rollback_killed_after_its_migration_is_finished_by_the_rerun_without_
         stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_for(lambda: "migration %s" % MIGRATION in [s["name"] for s in (rollback_journal(box) or {})
-                                                          .get("steps", [])] or proc.poll() is not None,
+                                                        .get("steps", [])] or proc.poll() is not None,
                  timeout=300, interval=0.05, what="the migration journalled")
         assert proc.poll() is None, "the rollback ended before it could be interrupted"
         os.killpg(proc.pid, signal.SIGKILL)
