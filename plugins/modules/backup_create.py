@@ -30,13 +30,9 @@ options:
     type: str
     required: true
     choices: [dump, base, incremental, offsite]
-  backup_dir:
-    description: The backup directory (C(hb_backup_dir)).
-    type: path
-    required: true
   wal_dir:
-    description: The WAL archive (C(hb_wal_archive_dir)); required for V(incremental), waited on for V(base).
-    type: path
+    description:
+      - The WAL archive directory (C(hb_wal_archive_dir)); required for V(incremental), waited on for V(base).
   offsite:
     description: Offsite location for V(offsite), a path or C(host:path) reachable by rsync over ssh.
     type: str
@@ -53,29 +49,26 @@ options:
   host:
     description: Socket directory or host of the server.
     type: str
-  port:
-    description: Server port.
-    type: int
-    default: 5432
   user:
     description: Role to connect as (default the OS user, peer authentication).
     type: str
   password:
     description: Password (sent as C(PGPASSWORD), never in argv).
     type: str
-  bindir:
-    description: Directory of the PostgreSQL client binaries.
-    type: path
   archive_timeout:
     description: Seconds to wait for a switched segment to reach the archive.
     type: int
     default: 120
+extends_documentation_fragment:
+  - healthbutler.recovery.backup_location
+  - healthbutler.recovery.postgres.client
 attributes:
   check_mode:
     support: full
     description: Under C(--check) the module reports what it would do and changes nothing.
 notes:
   - In check mode nothing is taken; the result says what would be.
+  - O(pg_bindir) and O(pg_port) were C(bindir) and C(port); the old names stay as aliases.
 """
 
 EXAMPLES = r"""
@@ -106,6 +99,10 @@ backup:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import backup_create as bk
+from ansible_collections.healthbutler.recovery.plugins.module_utils.common_options import (
+    backup_location,
+    postgres_client,
+)
 from ansible_collections.healthbutler.recovery.plugins.module_utils.psql import Conn
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner, CommandError
 
@@ -114,16 +111,14 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "kind": {"type": "str", "required": True, "choices": ["dump", "base", "incremental", "offsite"]},
-            "backup_dir": {"type": "path", "required": True},
-            "wal_dir": {"type": "path"},
+            **backup_location(),
             "offsite": {"type": "str"},
             "offsite_rsh": {"type": "str"},
             "db": {"type": "str", "default": "health_butler"},
             "host": {"type": "str"},
-            "port": {"type": "int", "default": 5432},
+            **postgres_client(),
             "user": {"type": "str"},
             "password": {"type": "str", "no_log": True},
-            "bindir": {"type": "path"},
             "archive_timeout": {"type": "int", "default": 120},
         },
         required_if=[("kind", "incremental", ["wal_dir"]), ("kind", "offsite", ["offsite"])],
@@ -133,8 +128,8 @@ def main():
     if module.check_mode:
         module.exit_json(changed=True, backup={"kind": p["kind"], "would_write": p["backup_dir"]})
     runner = AnsibleRunner(module)
-    conn = Conn(host=p["host"], port=p["port"], user=p["user"], password=p["password"], dbname=p["db"],
-                bindir=p["bindir"])
+    conn = Conn(host=p["host"], port=p["pg_port"], user=p["user"], password=p["password"], dbname=p["db"],
+                bindir=p["pg_bindir"])
     try:
         if p["kind"] == "dump":
             result = bk.take_dump(runner, conn, p["backup_dir"])

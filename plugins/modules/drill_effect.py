@@ -18,6 +18,9 @@ description:
 version_added: "0.2.0"
 author:
   - Health Butler SRE (@healthbutler)
+extends_documentation_fragment:
+  - healthbutler.recovery.pm2
+  - healthbutler.recovery.postgres.client
 options:
   probe:
     description:
@@ -52,23 +55,9 @@ options:
   uploads_dir:
     description: The app's uploads directory, for files_missing probes.
     type: path
-  pm2_bin:
-    description: The pm2 executable.
-    type: path
-    default: pm2
-  pm2_home:
-    description: PM2_HOME of the app's PM2.
-    type: path
-  pg_bindir:
-    description: Directory of psql.
-    type: path
   pg_host:
     description: PostgreSQL host or socket directory, for sql probes.
     type: str
-  pg_port:
-    description: PostgreSQL port.
-    type: int
-    default: 5432
   pg_db:
     description: Database the sql probe runs in.
     type: str
@@ -110,6 +99,7 @@ effect:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import drill_effect as effect
+from ansible_collections.healthbutler.recovery.plugins.module_utils.common_options import pm2_options, postgres_client
 from ansible_collections.healthbutler.recovery.plugins.module_utils.psql import Conn
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner
 
@@ -138,11 +128,9 @@ def main():
         "app_url": {"type": "str"},
         "app_name": {"type": "str"},
         "uploads_dir": {"type": "path"},
-        "pm2_bin": {"type": "path", "default": "pm2"},
-        "pm2_home": {"type": "path"},
-        "pg_bindir": {"type": "path"},
+        **pm2_options(),
+        **postgres_client(),
         "pg_host": {"type": "str"},
-        "pg_port": {"type": "int", "default": 5432},
         "pg_db": {"type": "str", "default": "postgres"},
     }, supports_check_mode=True)
     p = module.params
