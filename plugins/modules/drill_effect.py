@@ -58,10 +58,11 @@ options:
   pg_host:
     description: PostgreSQL host or socket directory, for sql probes.
     type: str
-  pg_db:
+  pg_database:
     description: Database the sql probe runs in.
     type: str
     default: postgres
+    aliases: [pg_db]
 """
 
 EXAMPLES = r"""
@@ -74,7 +75,7 @@ EXAMPLES = r"""
     since: "{{ drill_marks.inject_start }}"
     timeout: 20
     pg_host: /var/run/postgresql
-    pg_db: health_butler
+    pg_database: health_butler
   become: true
   become_user: postgres
   register: drill_seen
@@ -109,7 +110,7 @@ def make_look(spec, runner, p):
     if kind == "http":
         return lambda: effect.look_http(spec)
     if kind == "sql":
-        conn = Conn(host=p["pg_host"], port=p["pg_port"], dbname=p["pg_db"], bindir=p["pg_bindir"])
+        conn = Conn(host=p["pg_host"], port=p["pg_port"], dbname=p["pg_database"], bindir=p["pg_bindir"])
         return lambda: effect.look_sql(spec, runner, conn)
     if kind == "pm2_log":
         return lambda: effect.look_pm2_log(spec, runner, p["pm2_bin"], p["pm2_home"])
@@ -131,7 +132,7 @@ def main():
         **pm2_options(),
         **postgres_client(),
         "pg_host": {"type": "str"},
-        "pg_db": {"type": "str", "default": "postgres"},
+        "pg_database": {"type": "str", "default": "postgres", "aliases": ["pg_db"]},
     }, supports_check_mode=True)
     p = module.params
     try:

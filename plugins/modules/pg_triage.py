@@ -18,14 +18,15 @@ description:
   - With O(resolve=cancel) or O(resolve=terminate) it sends C(pg_cancel_backend) to every blocker whose
     transaction is at least O(blocker_min_age) seconds old; with V(terminate) it then terminates
     those still blocking after O(grace) seconds (an idle-in-transaction holder ignores a cancel).
-  - Connects as the OS user it runs as, over O(pg_socket_dir) (peer authentication), so run it
+  - Connects as the OS user it runs as, over O(pg_host) (peer authentication), so run it
     with C(become_user) set to the cluster's owner.
 options:
-  db:
+  pg_database:
     description: Database to inspect.
     type: str
     default: postgres
-  pg_socket_dir:
+    aliases: [db]
+  pg_host:
     description: Unix socket directory (C(hb_pg_socket_dir)), or a host name.
     type: str
     aliases: [socket_dir]
@@ -58,8 +59,8 @@ options:
 extends_documentation_fragment:
   - healthbutler.recovery.postgres.client
 notes:
-  - O(pg_bindir), O(pg_port) and O(pg_socket_dir) were C(bindir), C(port) and C(socket_dir); the old names stay
-    as aliases.
+  - O(pg_bindir), O(pg_port), O(pg_host) and O(pg_database) were C(bindir), C(port), C(socket_dir) and C(db); the
+    old names stay as aliases.
   - Supports check mode, the blockers that would be acted on are reported, nothing is sent.
 author:
   - Health Butler SRE (@healthbutler)
@@ -68,15 +69,15 @@ author:
 EXAMPLES = r"""
 - name: Report only
   healthbutler.recovery.pg_triage:
-    db: health_butler
-    pg_socket_dir: /var/run/postgresql
+    pg_database: health_butler
+    pg_host: /var/run/postgresql
   become: true
   become_user: postgres
 
 - name: Cancel, then terminate, blockers older than 10 minutes
   healthbutler.recovery.pg_triage:
-    db: health_butler
-    pg_socket_dir: /var/run/postgresql
+    pg_database: health_butler
+    pg_host: /var/run/postgresql
     resolve: terminate
     blocker_min_age: 600
   become: true
@@ -154,8 +155,8 @@ def host_load():
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            db=dict(type="str", default="postgres"),
-            pg_socket_dir=dict(type="str", aliases=["socket_dir"]),
+            pg_database=dict(type="str", default="postgres", aliases=["db"]),
+            pg_host=dict(type="str", aliases=["socket_dir"]),
             **postgres_client(),
             slow_limit=dict(type="int", default=10),
             resolve=dict(type="str", default="none", choices=["none", "cancel", "terminate"]),
@@ -168,7 +169,7 @@ def main():
     )
     p = module.params
     runner = AnsibleRunner(module)
-    conn = Conn(host=p["pg_socket_dir"], port=p["pg_port"], dbname=p["db"], bindir=p["pg_bindir"])
+    conn = Conn(host=p["pg_host"], port=p["pg_port"], dbname=p["pg_database"], bindir=p["pg_bindir"])
     result = dict(changed=False, resolved=[], load=host_load())
     try:
         result.update(triage(runner, conn, p["slow_limit"]))

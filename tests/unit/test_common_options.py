@@ -86,7 +86,7 @@ def test_no_module_names_a_shared_option_the_old_way():
         options = _module_options(fname[:-3])
         old = set()
         if "pg_bindir" in options:
-            old |= {"bindir", "port", "socket_dir", "os_user"}
+            old |= {"bindir", "port", "socket_dir", "os_user", "host", "user", "password", "db", "pg_db"}
         if "backup_dir" in options:
             old.add("path")
         assert not old & set(options), (fname, sorted(old & set(options)))
