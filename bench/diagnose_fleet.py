@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: playbooks/diagnose.yml across the staging fleet on 1, 2 and 5 hosts.
 
     make staging && .venv/bin/python bench/diagnose_fleet.py [--runs 3]

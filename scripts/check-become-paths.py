@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Refuse a task run as another user that reads from the checkout or the installed collection.
 
 A task with ``become_user`` (or ``become: true``, which is root on a managed host but a different user from
@@ -54,8 +53,8 @@ def offences(path):
     for task in tasks(doc):
         if not (task.get("become_user") or task.get("become") is True):
             continue
-        args = {k: v for k, v in task.items() if k not in ("name", "when", "loop", "become", "become_user",
-                                                             "register", "delegate_to", "vars")}
+        keywords = ("name", "when", "loop", "become", "become_user", "register", "delegate_to", "vars")
+        args = {k: v for k, v in task.items() if k not in keywords}
         for module_args in args.values():
             for text in strings(module_args, skip=CONTROLLER_READS):
                 text = LOOKUP.sub("", text)

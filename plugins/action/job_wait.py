@@ -14,6 +14,7 @@ from ansible.utils.display import Display
 
 display = Display()
 
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("jid", "timeout", "poll", "report_every", "progress_file", "what", "cleanup"))
@@ -54,7 +55,7 @@ class ActionModule(ActionBase):
                 last_report = time.monotonic()
                 progress = self._last_line(args.get("progress_file"))
                 display.display("[%s] %s running, %ds elapsed%s" % (host, what, elapsed,
-                                                                     ("; " + progress) if progress else ""))
+                                                                    ("; " + progress) if progress else ""))
             time.sleep(poll)
         if boolean(args.get("cleanup", False), strict=False):
             self._execute_module(module_name="ansible.legacy.async_status", task_vars=task_vars,

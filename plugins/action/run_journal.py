@@ -44,7 +44,7 @@ class ActionModule(ActionBase):
         pid = playbook_process()
         args = dict(self._task.args)
         args["controller"] = {"host": socket.gethostname(), "pid": pid, "start": start_time(pid)}
-        args["live"] = ["%d:%s" % (p, start_time(p)) for p, _ in live_playbooks()]
+        args["live"] = ["%d:%s" % (p, start_time(p)) for p, _playbook in live_playbooks()]
         result.update(self._execute_module(module_name="healthbutler.recovery.run_journal", module_args=args,
                                            task_vars=task_vars))
         return result

@@ -352,14 +352,15 @@ def summarise(checks):
 def run_all(runner, options, now_ts=None):
     """Catalogue, integrity, policy and window checks (plus scratch restores when asked).
 
-    ``options``: backup_dir, wal_dir, offsite, offsite_rsh, policy, legacy_pattern, bindir, scratch_dir, scratch_port,
+    ``options``: backup_dir, wal_dir, offsite, offsite_rsh, policy, legacy_pattern, pg_bindir, scratch_dir,
+    scratch_port,
     conn (live server, optional), test_restore, pitr, amcheck, max_window_age, scope (all|window|newest).
     Returns the report dict.
     """
     now_ts = time.time() if now_ts is None else now_ts
     now_iso = bc.iso(now_ts)
     policy = backup_policy.policy_with_defaults(options.get("policy"))
-    bindir = options.get("bindir")
+    bindir = options.get("pg_bindir")
 
     def binary(name):
         return os.path.join(bindir, name) if bindir else name

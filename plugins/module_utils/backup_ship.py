@@ -58,4 +58,3 @@ def ssh_command(key_file, known_hosts, ssh="ssh", connect_timeout=10):
     return " ".join([ssh, "-i", key_file, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
                      "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + known_hosts,
                      "-o", "ConnectTimeout=%d" % int(connect_timeout)])
-

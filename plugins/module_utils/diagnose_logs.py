@@ -91,7 +91,7 @@ def summarize(lines, max_distinct=10, max_len=300, extra_secrets=()):
             group["last"] = stamp
     ranked = sorted(groups.values(), key=lambda g: (-g["count"], -g["_last_seen"]))
     messages = [{k: v for k, v in g.items() if not k.startswith("_")} for g in ranked[:max_distinct]]
-    counted = count_signatures([g["message"] for g in groups.values() for _ in range(g["count"])])
+    counted = count_signatures([g["message"] for g in groups.values() for _repeat in range(g["count"])])
     return {"lines": order, "distinct": len(groups), "shown": len(messages), "messages": messages,
             "signatures": {k: v for k, v in counted.items() if v}}
 

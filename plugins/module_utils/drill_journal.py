@@ -163,7 +163,7 @@ def evaluate(scenario, marks, statuses, details=None, detection=None, recovery=N
     entry["rto_s"] = measure.rto(entry["injected_at"], entry["steady_at"])
     if targets and entry["rto_s"] is not None and entry["rto_s"] > targets["resolution_s"]:
         deviations.append("RTO %.0f s over the %s resolution target %d s" % (entry["rto_s"], p_level,
-                                                                            targets["resolution_s"]))
+                                                                             targets["resolution_s"]))
     # A cutoff only for a recovery that discards later writes by design (whole-cluster PITR): rows mode keeps them.
     cutoff = facts.get("cutoff_epoch") if scenario.get("rpo_cutoff") else None
     entry["writes"] = measure.write_summary(writes, since=measure.parse_iso(entry["injected_at"])
@@ -264,7 +264,9 @@ def format_table(rows):
     heads = ("scenario", "effect s", "detected as", "P (got/exp)", "detect s", "RTO s", "downtime s", "RPO",
              "target resp/res", "result")
     widths = [max(len(h), *(len(str(r[c])) for r in rows)) if rows else len(h) for c, h in zip(cols, heads)]
-    line = lambda vals: "| " + " | ".join(str(v).ljust(w) for v, w in zip(vals, widths)) + " |"  # noqa: E731
+
+    def line(vals):
+        return "| " + " | ".join(str(v).ljust(w) for v, w in zip(vals, widths)) + " |"
     out = [line(heads), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line([r[c] for c in cols]) for r in rows]
     return "\n".join(out)

@@ -56,7 +56,7 @@ def run_playbook(runner, ansible_playbook, playbook, inventories, run_dir, extra
     started, t0 = utc_now(), time.monotonic()
     res = runner.run(playbook_argv(ansible_playbook, playbook, inventories, vars_file),
                      env=dict(env or {}, HB_RUN_DIR=run_dir, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
-                             LANG="C.UTF-8", LC_ALL="C.UTF-8"),
+                              LANG="C.UTF-8", LC_ALL="C.UTF-8"),
                      timeout=timeout)
     with open(os.path.join(run_dir, "console.log"), "w", encoding="utf-8") as fh:
         fh.write(res.stdout + res.stderr)

@@ -54,11 +54,11 @@ def targets_for(p_level):
 def escalation_step(elapsed_s, p_level=None):
     """The escalation step reached after ``elapsed_s`` seconds: dict with key, zh and en names."""
     if p_level == "P0":
-        _, key, zh, en = ESCALATION[-1]
+        _minutes, key, zh, en = ESCALATION[-1]
         return {"key": key, "zh": zh, "en": en, "since_min": 0}
     reached = ESCALATION[0]
     for step in ESCALATION:
         if elapsed_s >= step[0] * MINUTE and (step[0] < 60 or elapsed_s > 60 * MINUTE):
             reached = step
-    _, key, zh, en = reached[:4]
+    _minutes, key, zh, en = reached[:4]
     return {"key": key, "zh": zh, "en": en, "since_min": reached[0]}

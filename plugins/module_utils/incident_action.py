@@ -119,10 +119,10 @@ def run(p, sender=None, sleep=None, clock=None, check=False):
             if opened:
                 out["opened"].append(record["id"])
             out["lines"].append("incident %s: %s" % ("opened" if opened else "updated (no duplicate)",
-                                                      rec.summary_line(record)))
+                                                     rec.summary_line(record)))
         elif action == "escalate":
             targets = [store.load(p["id"])] if p.get("id") else [r for r in store.records()
-                                                               if r.get("status") in rec.ACTIVE]
+                                                                 if r.get("status") in rec.ACTIVE]
             touched = [(r, rec.escalate(r, steps, notifier, now, check)) for r in targets]
             touched = [(r, s) for r, s in touched if s or p.get("id")]
             if not touched:
@@ -140,7 +140,7 @@ def run(p, sender=None, sleep=None, clock=None, check=False):
                        for r in targets]
             if not targets:
                 out["lines"].append("resolve: no active incident%s" % (" of " + ", ".join(p["hosts"])
-                                                                      if p.get("hosts") else ""))
+                                                                       if p.get("hosts") else ""))
         else:
             touched = [(store.load(p["id"]), [])] if p.get("id") else [(r, []) for r in store.records()]
         for record, sent in touched:

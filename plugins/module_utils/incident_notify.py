@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see LICENSE)
 """Notification channels of an incident: a JSON webhook, a Slack-compatible webhook, the PagerDuty Events
-API v2 and SMTP email, with the Python standard library only (urllib, smtplib, json).
+API v2 and SMTP email, with the Python standard library and ansible-core only (open_url, smtplib, json).
 
 A delivery is tried ``1 + retries`` times with a doubling backoff; every attempt is recorded. A delivery
 that fails for good is returned as ``failed``: it never raises, so it can never fail a recovery.
@@ -16,8 +16,9 @@ import smtplib
 import socket
 import time
 import urllib.error
-import urllib.request
 from email.message import EmailMessage
+
+from ansible.module_utils.urls import open_url
 
 CHANNEL_TYPES = ("webhook", "slack", "pagerduty", "email")
 SECRET_KEYS = ("url", "routing_key", "password")
@@ -95,13 +96,13 @@ def text_of(record, event, step=None, contacts=()):
     lines = [subject(record, event)]
     if step:
         lines.append("escalation step %s (%s) after %s min" % (step["step"], step.get("role", ""),
-                                                              step.get("after_minutes", 0)))
+                                                               step.get("after_minutes", 0)))
     if contacts:
         lines.append("for: " + ", ".join("%s <%s>" % (c.get("role") or c["name"], c.get("email") or c["name"])
-                                        for c in contacts))
+                                         for c in contacts))
     lines.append("hosts: %s; scenarios: %s; detected %s" % (", ".join(record.get("hosts") or []) or "-",
-                                                           ", ".join(str(s) for s in record.get("scenarios") or [])
-                                                           or "-", record.get("detected_at")))
+                                                            ", ".join(str(s) for s in record.get("scenarios") or [])
+                                                            or "-", record.get("detected_at")))
     if event == "trigger":
         lines.append("acknowledge: ansible-playbook healthbutler.recovery.incident -e action=ack -e id=%s -e by=<you>"
                      % record["id"])
@@ -109,8 +110,8 @@ def text_of(record, event, step=None, contacts=()):
         lines.append("acknowledged by %s at %s" % (record.get("acknowledged_by"), record.get("acknowledged_at")))
     if event == "resolve":
         lines.append("resolved at %s by %s" % (record.get("resolved_at"),
-                                              (record.get("resolution") or {}).get("playbook") or
-                                              record.get("resolved_by")))
+                                               (record.get("resolution") or {}).get("playbook") or
+                                               record.get("resolved_by")))
     if record.get("next_step"):
         lines.append("next: %s" % record["next_step"])
     return "\n".join(lines)
@@ -150,11 +151,9 @@ class Sender:
     def post_json(self, url, body, timeout, headers=None):
         """POST ``body`` as JSON; return the HTTP status (raises OSError/URLError on a transport failure)."""
         data = json.dumps(body).encode("utf-8")
-        req = urllib.request.Request(url, data=data, method="POST",
-                                     headers=dict({"Content-Type": "application/json",
-                                                   "User-Agent": "healthbutler.recovery"}, **(headers or {})))
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (http/https checked)
+            with open_url(url, data=data, method="POST", timeout=timeout, http_agent="healthbutler.recovery",
+                          headers=dict({"Content-Type": "application/json"}, **(headers or {}))) as resp:
                 resp.read(4096)
                 return resp.status
         except urllib.error.HTTPError as exc:

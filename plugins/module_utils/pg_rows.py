@@ -364,7 +364,7 @@ def apply_sql(plan, stamp, disable_triggers=False):
     out.append("SELECT json_build_object('done', (SELECT coalesce(json_agg(json_build_array(tbl, kind, k)), '[]') "
                "FROM hb_rows_done), 'preserved', json_build_object(%s));" % ", ".join(
                    "%s, (SELECT count(*) FROM %s)" % (quote_literal(preserved_name(t["table"], stamp)),
-                                                       _rel_of(preserved_name(t["table"], stamp)))
+                                                      _rel_of(preserved_name(t["table"], stamp)))
                    for t in touched if t["update"]))
     out.append("COMMIT;")
     return "\n".join(out) + "\n"

@@ -46,7 +46,7 @@ def _specs(runner, p):
 def check(runner, p):
     specs = _specs(runner, p)
     return {"changed": False, "tables": [{k: s.get(k) for k in ("given", "qualified", "key", "key_index", "parents",
-                                                                 "where")} for s in specs]}
+                                                                "where")} for s in specs]}
 
 
 def _write(path, text):
@@ -105,7 +105,7 @@ def apply(runner, p):
         differ = check_result["differ"]
         raise RecoveryError("applied, but %d key(s) do not hold the copy's values after commit: %s (live rows "
                             "that were overwritten are in %s)" % (len(differ), differ[:5],
-                                                                 ", ".join(applied["preserved_tables"]) or "no table"),
+                                                                  ", ".join(applied["preserved_tables"]) or "no table"),
                             **out)
     return out
 

@@ -424,7 +424,7 @@ def locate_target(runner, waldump, wal_dir, catalog, target):
         if not reach["last"]:
             continue
         searched.append("%s..%s (timeline %s, from base backup %s)" % (base["start_wal"], reach["last"], tli,
-                                                                        base["name"]))
+                                                                       base["name"]))
         hits = pitr_wal.locate_on_timelines(runner, waldump, wal_dir, base["start_wal"],
                                             {tli: (walnames.timeline_path(tli, history), reach["last"])}, target)
         if hits:

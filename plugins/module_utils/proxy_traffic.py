@@ -244,9 +244,10 @@ def log_size(path):
 def send_probes(url, count, window_s, timeout=5.0, sleep=time.sleep, clock=time.monotonic, opener=None):
     """GET ``url`` ``count`` times spread over ``window_s`` seconds; return {status: n} (0 = no answer)."""
     import urllib.error
-    import urllib.request
 
-    opener = opener or urllib.request.urlopen
+    from ansible.module_utils.urls import open_url
+
+    opener = opener or open_url
     statuses = {}
     start = clock()
     interval = float(window_s) / count if count else 0

@@ -254,7 +254,7 @@ def _incident_summary(incident):
     out["steps_reached"] = [{"step": e.get("step"), "role": e.get("role"), "reached_at": e.get("reached_at"),
                              "why": e.get("why")} for e in incident.get("escalation") or []]
     out["resolution"] = {k: v for k, v in (incident.get("resolution") or {}).items() if k in ("playbook", "run_dir",
-                                                                                             "time", "verification")}
+                                                                                              "time", "verification")}
     return out
 
 
@@ -305,8 +305,8 @@ def _sections(report, lang):
                               or [["-", "-", "-"]]))]),
         (t["s4"], _incident_parts(rs, t) + [
             ("table", ([t["moment"], "UTC", t["elapsed"] + " (s)", t["step"]], esc_rows)),
-                   ("table", ([t["moment"], t["task"], t["status"]],
-                              [[a["time"], a["task"], a["status"]] for a in rs["actions"]] or [["-", "-", "-"]]))]),
+            ("table", ([t["moment"], t["task"], t["status"]],
+                       [[a["time"], a["task"], a["status"]] for a in rs["actions"]] or [["-", "-", "-"]]))]),
         (t["s5"], [("list", [t["short"] + ": " + s for s in iv["short_term"]] or
                     [t["short"] + ": " + t["tbd"]]),
                    ("checklist", ["%s — %s: %s" % (p[lang], t["owner"], t["tbd"]) for p in iv["prevention"]])]),

@@ -18,15 +18,15 @@ description:
     the first and last segment, timelines, history and gaps.
   - Never writes. To catalogue an offsite C(host:path), run the module on that host (C(delegate_to)).
 options:
-  path:
-    description: The backup directory (C(hb_backup_dir) or the offsite directory).
-    type: path
-    required: true
+  backup_dir:
+    description:
+      - The backup directory (C(hb_backup_dir), or the offsite directory on its host).
+      - It was C(path); the old name stays as an alias.
+    aliases: [path]
   wal_dir:
     description: The WAL archive directory (C(hb_wal_archive_dir)). Omit for an offsite copy.
-    type: path
   legacy_pattern:
-    description: Regular expression for legacy dump names directly under O(path); named groups C(date)
+    description: Regular expression for legacy dump names directly under O(backup_dir); named groups C(date)
       (YYYYmmdd) and optional C(time) (HHMMSS).
     type: str
     default: '^backup_(?P<date>\d{8})(?:[_T-]?(?P<time>\d{6}))?\.dump$'
@@ -39,6 +39,8 @@ options:
     description: Return the per-segment list of the WAL archive (needed by the recovery_window filter).
     type: bool
     default: true
+extends_documentation_fragment:
+  - healthbutler.recovery.backup_location
 attributes:
   check_mode:
     support: full
@@ -50,13 +52,13 @@ notes:
 EXAMPLES = r"""
 - name: Catalogue local backups and the WAL archive
   healthbutler.recovery.backup_catalog:
-    path: "{{ hb_backup_dir }}"
+    backup_dir: "{{ hb_backup_dir }}"
     wal_dir: "{{ hb_wal_archive_dir }}"
   register: backup_catalog_local
 
 - name: Catalogue the offsite copy on its own host
   healthbutler.recovery.backup_catalog:
-    path: /srv/offsite/health_butler
+    backup_dir: /srv/offsite/health_butler
   delegate_to: backup-offsite
   register: backup_catalog_offsite
 """
@@ -95,13 +97,13 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import backup_catalog
+from ansible_collections.healthbutler.recovery.plugins.module_utils.common_options import backup_dir_with_alias
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
-            "path": {"type": "path", "required": True},
-            "wal_dir": {"type": "path"},
+            **backup_dir_with_alias(),
             "legacy_pattern": {"type": "str", "default": backup_catalog.LEGACY_DUMP_PATTERN},
             "verify_checksums": {"type": "bool", "default": True},
             "include_segments": {"type": "bool", "default": True},
@@ -109,16 +111,17 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    if re.match(r"^[^/]+:", params["path"]):
-        module.fail_json(msg="path %r is remote; run backup_catalog on that host with delegate_to" % params["path"])
+    if re.match(r"^[^/]+:", params["backup_dir"]):
+        module.fail_json(msg="backup_dir %r is remote; run backup_catalog on that host with delegate_to"
+                         % params["backup_dir"])
     try:
         re.compile(params["legacy_pattern"])
     except re.error as exc:
         module.fail_json(msg="legacy_pattern is not a valid regular expression: %s" % exc)
-    if not os.path.isdir(params["path"]):
-        module.fail_json(msg="path %s is not a directory (want the backup directory, e.g. hb_backup_dir)"
-                         % params["path"])
-    catalog = backup_catalog.scan(params["path"], wal_dir=params["wal_dir"],
+    if not os.path.isdir(params["backup_dir"]):
+        module.fail_json(msg="backup_dir %s is not a directory (want the backup directory, e.g. hb_backup_dir)"
+                         % params["backup_dir"])
+    catalog = backup_catalog.scan(params["backup_dir"], wal_dir=params["wal_dir"],
                                   legacy_pattern=params["legacy_pattern"],
                                   verify_checksums=params["verify_checksums"],
                                   include_segments=params["include_segments"])

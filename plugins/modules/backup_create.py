@@ -22,7 +22,7 @@ description:
   - V(offsite) rsyncs C(dumps/), C(base/), C(incremental/), C(files/) to O(offsite) (a path or C(host:path)),
     never overwriting a file there, then compares every file by checksum (C(rsync --checksum --dry-run)).
   - Nothing existing is ever overwritten; a failed run leaves no partial backup.
-  - Connect as the PostgreSQL OS user over the socket (C(become_user)); passwords only via O(password)
+  - Connect as the PostgreSQL OS user over the socket (C(become_user)); passwords only via O(pg_password)
     (sent as C(PGPASSWORD)).
 options:
   kind:
@@ -30,13 +30,9 @@ options:
     type: str
     required: true
     choices: [dump, base, incremental, offsite]
-  backup_dir:
-    description: The backup directory (C(hb_backup_dir)).
-    type: path
-    required: true
   wal_dir:
-    description: The WAL archive (C(hb_wal_archive_dir)); required for V(incremental), waited on for V(base).
-    type: path
+    description:
+      - The WAL archive directory (C(hb_wal_archive_dir)); required for V(incremental), waited on for V(base).
   offsite:
     description: Offsite location for V(offsite), a path or C(host:path) reachable by rsync over ssh.
     type: str
@@ -46,36 +42,38 @@ options:
         C(ssh -p 2222 -i /var/lib/postgresql/.ssh/offsite). Default rsync's own (ssh with the user's C(~/.ssh/config)).
       - Runs as the module's user (the become user); keep keys in files, never in this string.
     type: str
-  db:
+  pg_database:
     description: Database to dump.
     type: str
     default: health_butler
-  host:
-    description: Socket directory or host of the server.
+    aliases: [db]
+  pg_host:
+    description: Socket directory or host of the server (C(hb_pg_socket_dir)).
     type: str
-  port:
-    description: Server port.
-    type: int
-    default: 5432
-  user:
+    aliases: [host]
+  pg_user:
     description: Role to connect as (default the OS user, peer authentication).
     type: str
-  password:
+    aliases: [user]
+  pg_password:
     description: Password (sent as C(PGPASSWORD), never in argv).
     type: str
-  bindir:
-    description: Directory of the PostgreSQL client binaries.
-    type: path
+    aliases: [password]
   archive_timeout:
     description: Seconds to wait for a switched segment to reach the archive.
     type: int
     default: 120
+extends_documentation_fragment:
+  - healthbutler.recovery.backup_location
+  - healthbutler.recovery.postgres.client
 attributes:
   check_mode:
     support: full
     description: Under C(--check) the module reports what it would do and changes nothing.
 notes:
   - In check mode nothing is taken; the result says what would be.
+  - O(pg_bindir), O(pg_port), O(pg_host), O(pg_user), O(pg_password) and O(pg_database) were C(bindir), C(port),
+    C(host), C(user), C(password) and C(db); the old names stay as aliases.
 """
 
 EXAMPLES = r"""
@@ -83,8 +81,8 @@ EXAMPLES = r"""
   healthbutler.recovery.backup_create:
     kind: dump
     backup_dir: /var/backups/health_butler
-    db: health_butler
-    host: /var/run/postgresql
+    pg_database: health_butler
+    pg_host: /var/run/postgresql
   become: true
   become_user: postgres
 
@@ -106,6 +104,10 @@ backup:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import backup_create as bk
+from ansible_collections.healthbutler.recovery.plugins.module_utils.common_options import (
+    backup_location,
+    postgres_client,
+)
 from ansible_collections.healthbutler.recovery.plugins.module_utils.psql import Conn
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner, CommandError
 
@@ -114,16 +116,14 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "kind": {"type": "str", "required": True, "choices": ["dump", "base", "incremental", "offsite"]},
-            "backup_dir": {"type": "path", "required": True},
-            "wal_dir": {"type": "path"},
+            **backup_location(),
             "offsite": {"type": "str"},
             "offsite_rsh": {"type": "str"},
-            "db": {"type": "str", "default": "health_butler"},
-            "host": {"type": "str"},
-            "port": {"type": "int", "default": 5432},
-            "user": {"type": "str"},
-            "password": {"type": "str", "no_log": True},
-            "bindir": {"type": "path"},
+            "pg_database": {"type": "str", "default": "health_butler", "aliases": ["db"]},
+            "pg_host": {"type": "str", "aliases": ["host"]},
+            **postgres_client(),
+            "pg_user": {"type": "str", "aliases": ["user"]},
+            "pg_password": {"type": "str", "no_log": True, "aliases": ["password"]},
             "archive_timeout": {"type": "int", "default": 120},
         },
         required_if=[("kind", "incremental", ["wal_dir"]), ("kind", "offsite", ["offsite"])],
@@ -133,8 +133,8 @@ def main():
     if module.check_mode:
         module.exit_json(changed=True, backup={"kind": p["kind"], "would_write": p["backup_dir"]})
     runner = AnsibleRunner(module)
-    conn = Conn(host=p["host"], port=p["port"], user=p["user"], password=p["password"], dbname=p["db"],
-                bindir=p["bindir"])
+    conn = Conn(host=p["pg_host"], port=p["pg_port"], user=p["pg_user"], password=p["pg_password"],
+                dbname=p["pg_database"], bindir=p["pg_bindir"])
     try:
         if p["kind"] == "dump":
             result = bk.take_dump(runner, conn, p["backup_dir"])

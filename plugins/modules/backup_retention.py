@@ -11,20 +11,20 @@ version_added: "0.1.0"
 author:
   - Health Butler SRE (@healthbutler)
 description:
-  - Plans with the backup catalogue of O(path) (and O(wal_dir)) what lies outside the retention window
+  - Plans with the backup catalogue of O(backup_dir) (and O(wal_dir)) what lies outside the retention window
     (C(now - retention_days)).
   - Keeps everything inside the window, the newest backup of each kind older than the window (so the
     start of the window stays restorable), every WAL segment from the oldest kept base backup's start
     segment on, bundles holding such segments, and every timeline history file.
   - Removes the rest and returns what it removed. In check mode it only returns the list.
 options:
-  path:
-    description: Backup directory (local, or the offsite directory on its host).
-    type: path
-    required: true
+  backup_dir:
+    description:
+      - The backup directory (C(hb_backup_dir), or the offsite directory on its host).
+      - It was C(path); the old name stays as an alias.
+    aliases: [path]
   wal_dir:
-    description: WAL archive to prune alongside.
-    type: path
+    description: The WAL archive directory (C(hb_wal_archive_dir)) to prune alongside.
   retention_days:
     description: Length of the window in days (RUNBOOK 备份保留 30 天).
     type: int
@@ -35,6 +35,8 @@ options:
   now:
     description: Judge as of this UTC time (ISO-8601). Default now.
     type: str
+extends_documentation_fragment:
+  - healthbutler.recovery.backup_location
 attributes:
   check_mode:
     support: full
@@ -44,7 +46,7 @@ attributes:
 EXAMPLES = r"""
 - name: Show what retention would remove
   healthbutler.recovery.backup_retention:
-    path: /var/backups/health_butler
+    backup_dir: /var/backups/health_butler
     wal_dir: /var/backups/wal
   check_mode: true
 """
@@ -73,6 +75,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import backup_catalog as bc
 from ansible_collections.healthbutler.recovery.plugins.module_utils import backup_policy
+from ansible_collections.healthbutler.recovery.plugins.module_utils.common_options import backup_dir_with_alias
 
 
 def remove(item):
@@ -89,8 +92,7 @@ def remove(item):
 def main():
     module = AnsibleModule(
         argument_spec={
-            "path": {"type": "path", "required": True},
-            "wal_dir": {"type": "path"},
+            **backup_dir_with_alias(),
             "retention_days": {"type": "int", "default": 30},
             "legacy_pattern": {"type": "str"},
             "now": {"type": "str"},
@@ -100,13 +102,13 @@ def main():
     p = module.params
     if p["retention_days"] < 1:
         module.fail_json(msg="retention_days must be >= 1 (days of backups to keep), got %s" % p["retention_days"])
-    if not os.path.isdir(p["path"]):
-        module.fail_json(msg="path %s is not a directory" % p["path"])
+    if not os.path.isdir(p["backup_dir"]):
+        module.fail_json(msg="backup_dir %s is not a directory" % p["backup_dir"])
     try:
         now = bc.parse_time(p["now"]) if p["now"] else None
     except ValueError:
         module.fail_json(msg="now must be an ISO-8601 UTC time, got %r" % p["now"])
-    catalog = bc.scan(p["path"], p["wal_dir"], legacy_pattern=p["legacy_pattern"] or bc.LEGACY_DUMP_PATTERN,
+    catalog = bc.scan(p["backup_dir"], p["wal_dir"], legacy_pattern=p["legacy_pattern"] or bc.LEGACY_DUMP_PATTERN,
                       verify_checksums=False)
     plan = backup_policy.plan_retention(catalog, {"retention_days": p["retention_days"]}, now)
     if not module.check_mode:

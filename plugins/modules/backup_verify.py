@@ -30,13 +30,9 @@ description:
   - The module does not fail on FAILED checks (the reports must still be written); the role fails the play.
   - Run it as the PostgreSQL OS user (scratch clusters need it).
 options:
-  backup_dir:
-    description: The backup directory.
-    type: path
-    required: true
   wal_dir:
-    description: The WAL archive.
-    type: path
+    description:
+      - The WAL archive directory (C(hb_wal_archive_dir)); required with O(pitr).
   offsite:
     description: Offsite location (path or C(host:path)); omit to skip the offsite check.
     type: str
@@ -56,9 +52,13 @@ options:
     type: str
     choices: [all, window, newest]
     default: all
-  bindir:
-    description: PostgreSQL binaries.
+  pg_bindir:
+    description:
+      - Directory of the PostgreSQL binaries (C(hb_pg_bindir)) for the live check and the scratch clusters;
+        looked up on C(PATH) when omitted.
+      - It was C(bindir); the old name stays as an alias.
     type: path
+    aliases: [bindir]
   live:
     description: Check the live server's archiving (C(host), C(port), C(user), C(password), C(db)).
     type: dict
@@ -94,6 +94,8 @@ options:
   now:
     description: Judge as of this UTC time (ISO-8601); for what-if runs. Default now.
     type: str
+extends_documentation_fragment:
+  - healthbutler.recovery.backup_location
 attributes:
   check_mode:
     support: full
@@ -135,6 +137,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import backup_catalog as bc
 from ansible_collections.healthbutler.recovery.plugins.module_utils import backup_checks, backup_report
+from ansible_collections.healthbutler.recovery.plugins.module_utils.common_options import backup_location, pg_bindir
 from ansible_collections.healthbutler.recovery.plugins.module_utils.psql import Conn
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner
 
@@ -142,14 +145,13 @@ from ansible_collections.healthbutler.recovery.plugins.module_utils.runner impor
 def main():
     module = AnsibleModule(
         argument_spec={
-            "backup_dir": {"type": "path", "required": True},
-            "wal_dir": {"type": "path"},
+            **backup_location(),
             "offsite": {"type": "str"},
             "offsite_rsh": {"type": "str"},
             "policy": {"type": "dict", "default": {}},
             "legacy_pattern": {"type": "str"},
             "scope": {"type": "str", "default": "all", "choices": ["all", "window", "newest"]},
-            "bindir": {"type": "path"},
+            **pg_bindir(),
             "live": {"type": "dict", "no_log": False},
             "test_restore": {"type": "bool", "default": False},
             "pitr": {"type": "bool", "default": False},
@@ -174,7 +176,7 @@ def main():
         if live.get("password"):
             module.no_log_values.add(live["password"])
         p["conn"] = Conn(host=live.get("host"), port=live.get("port", 5432), user=live.get("user"),
-                         password=live.get("password"), dbname=live.get("db", "postgres"), bindir=p["bindir"])
+                         password=live.get("password"), dbname=live.get("db", "postgres"), bindir=p["pg_bindir"])
     if module.check_mode:
         p["test_restore"] = p["pitr"] = False
     try:

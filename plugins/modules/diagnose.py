@@ -70,13 +70,9 @@ options:
     description: How many processes (by resident memory) to report.
     type: int
     default: 5
-  pm2_bin:
-    description: The C(pm2) executable.
-    type: path
-    default: pm2
   pm2_home:
-    description: C(PM2_HOME) of the daemon running the app. Required with the C(app) section.
-    type: path
+    description:
+      - C(PM2_HOME) of the PM2 daemon that runs the app (C(hb_pm2_home)). Required with the C(app) section.
   app_name:
     description: The PM2 process name.
     type: str
@@ -169,17 +165,10 @@ options:
     description: How many journal lines to read.
     type: int
     default: 500
-  pg_bindir:
-    description: Directory of C(psql) and C(pg_isready); C(PATH) when omitted.
-    type: path
   pg_host:
     description: Where PostgreSQL listens for the monitoring role.
     type: str
     default: 127.0.0.1
-  pg_port:
-    description: PostgreSQL port.
-    type: int
-    default: 5432
   pg_user:
     description: The monitoring role (member of C(pg_monitor)).
     type: str
@@ -226,6 +215,9 @@ options:
   wal_archive_dir:
     description: The WAL archive directory.
     type: path
+extends_documentation_fragment:
+  - healthbutler.recovery.pm2
+  - healthbutler.recovery.postgres.client
 notes:
   - Runs as the connecting user; needs no privilege escalation (PostgreSQL is reached as the monitoring role
     over TCP, PM2 through I(pm2_home)). Files it cannot read (a log) are reported, not fatal.
@@ -337,6 +329,7 @@ from ansible_collections.healthbutler.recovery.plugins.module_utils import (
     diagnose_tools,
     psql,
 )
+from ansible_collections.healthbutler.recovery.plugins.module_utils.common_options import pm2_options, postgres_client
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner
 
 SECTIONS = ("host", "app", "app_tools", "postgres", "redis", "backups")
@@ -398,8 +391,7 @@ def main():
             groups=dict(type="list", elements="str", default=[]),
             disk_paths=dict(type="list", elements="path", default=[]),
             top_processes=dict(type="int", default=5),
-            pm2_bin=dict(type="path", default="pm2"),
-            pm2_home=dict(type="path"),
+            **pm2_options(),
             app_name=dict(type="str", default="health-butler"),
             app_port=dict(type="int"),
             health_url=dict(type="str"),
@@ -421,9 +413,8 @@ def main():
             npm_bin=dict(type="str", default="npm"),
             tools_timeout=dict(type="int", default=60),
             journal_lines=dict(type="int", default=500),
-            pg_bindir=dict(type="path"),
             pg_host=dict(type="str", default="127.0.0.1"),
-            pg_port=dict(type="int", default=5432),
+            **postgres_client(),
             pg_user=dict(type="str"),
             pg_password=dict(type="str", no_log=True),
             pg_database=dict(type="str", default="postgres"),

@@ -12,11 +12,15 @@ description:
     runs out. Returns what was seen last and when, relative to the injection, either way; it never fails
     because the fault did not appear (the drill role reports that as C(injection_failed)).
   - "Kinds: V(http) (the app's answer: status, body), V(sql) (a statement yielding C({\"seen\": bool,
-    \"observation\": str}), or failing with an error matching O(probe.error_regex)), V(pm2_log) (a line in the
+    \"observation\": str}), or failing with an error matching C(error_regex)), V(pm2_log) (a line in the
     app's PM2 error log), V(files_missing) (files gone), V(checksum) (a file no longer matching its C(.sha256))."
   - Read-only; runs the same in check mode.
 version_added: "0.2.0"
-author: healthbutler.recovery
+author:
+  - Health Butler SRE (@healthbutler)
+extends_documentation_fragment:
+  - healthbutler.recovery.pm2
+  - healthbutler.recovery.postgres.client
 options:
   probe:
     description:
@@ -51,27 +55,14 @@ options:
   uploads_dir:
     description: The app's uploads directory, for files_missing probes.
     type: path
-  pm2_bin:
-    description: The pm2 executable.
-    type: path
-    default: pm2
-  pm2_home:
-    description: PM2_HOME of the app's PM2.
-    type: path
-  pg_bindir:
-    description: Directory of psql.
-    type: path
   pg_host:
     description: PostgreSQL host or socket directory, for sql probes.
     type: str
-  pg_port:
-    description: PostgreSQL port.
-    type: int
-    default: 5432
-  pg_db:
+  pg_database:
     description: Database the sql probe runs in.
     type: str
     default: postgres
+    aliases: [pg_db]
 """
 
 EXAMPLES = r"""
@@ -84,7 +75,7 @@ EXAMPLES = r"""
     since: "{{ drill_marks.inject_start }}"
     timeout: 20
     pg_host: /var/run/postgresql
-    pg_db: health_butler
+    pg_database: health_butler
   become: true
   become_user: postgres
   register: drill_seen
@@ -109,6 +100,7 @@ effect:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import drill_effect as effect
+from ansible_collections.healthbutler.recovery.plugins.module_utils.common_options import pm2_options, postgres_client
 from ansible_collections.healthbutler.recovery.plugins.module_utils.psql import Conn
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner
 
@@ -118,7 +110,7 @@ def make_look(spec, runner, p):
     if kind == "http":
         return lambda: effect.look_http(spec)
     if kind == "sql":
-        conn = Conn(host=p["pg_host"], port=p["pg_port"], dbname=p["pg_db"], bindir=p["pg_bindir"])
+        conn = Conn(host=p["pg_host"], port=p["pg_port"], dbname=p["pg_database"], bindir=p["pg_bindir"])
         return lambda: effect.look_sql(spec, runner, conn)
     if kind == "pm2_log":
         return lambda: effect.look_pm2_log(spec, runner, p["pm2_bin"], p["pm2_home"])
@@ -137,12 +129,10 @@ def main():
         "app_url": {"type": "str"},
         "app_name": {"type": "str"},
         "uploads_dir": {"type": "path"},
-        "pm2_bin": {"type": "path", "default": "pm2"},
-        "pm2_home": {"type": "path"},
-        "pg_bindir": {"type": "path"},
+        **pm2_options(),
+        **postgres_client(),
         "pg_host": {"type": "str"},
-        "pg_port": {"type": "int", "default": 5432},
-        "pg_db": {"type": "str", "default": "postgres"},
+        "pg_database": {"type": "str", "default": "postgres", "aliases": ["pg_db"]},
     }, supports_check_mode=True)
     p = module.params
     try:

@@ -14,7 +14,8 @@ description:
   - Compares them with the targets of the expected P-level, lists the deviations and gives the verdict
     (passed, failed, aborted, injection_failed, proved, unavailable). Writes C(result.json) into the scenario directory.
 version_added: "1.0.0"
-author: healthbutler.recovery
+author:
+  - Health Butler SRE (@healthbutler)
 options:
   scenario:
     description: The scenario as returned by M(healthbutler.recovery.drill_plan).

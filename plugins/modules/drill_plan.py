@@ -14,7 +14,8 @@ description:
     playbook is missing as unavailable (C(unavailable - <playbook> missing)); those are never reported as passed.
   - Creates the drill's run directory.
 version_added: "1.0.0"
-author: healthbutler.recovery
+author:
+  - Health Butler SRE (@healthbutler)
 options:
   scenarios:
     description: Scenario names; empty means the whole catalogue, in its order.

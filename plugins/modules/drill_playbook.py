@@ -17,10 +17,12 @@ description:
     C(clean) when no finding but host load (CPU) is left, else C(residue) with the leftover findings.
   - The module itself never fails because the playbook failed; the caller judges C(rc).
 version_added: "1.0.0"
-author: healthbutler.recovery
+author:
+  - Health Butler SRE (@healthbutler)
 attributes:
   check_mode:
     support: full
+    description: Under C(--check) no playbook is run.
     details: Under C(--check) no playbook is run; the module reports what it would run.
 options:
   action:

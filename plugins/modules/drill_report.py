@@ -15,7 +15,8 @@ description:
     scenario, against its P-level target; no external assets).
   - Returns the console table (one row per scenario).
 version_added: "1.0.0"
-author: healthbutler.recovery
+author:
+  - Health Butler SRE (@healthbutler)
 options:
   run_dir:
     description: The drill's run directory.

@@ -13,7 +13,7 @@ description:
   - Chooses how to drive the cluster like an operator would, unless O(method) forces one,
     C(systemd) when PID 1 is systemd, else C(pg_ctlcluster) when C(pg_lsclusters) lists a Debian
     cluster with this data directory, else C(pg_ctl -D).
-  - C(pg_ctl), C(pg_isready) and C(psql) over the socket run as O(os_user) (through C(runuser)
+  - C(pg_ctl), C(pg_isready) and C(psql) over the socket run as O(pg_os_user) (through C(runuser)
     when the module runs as root; PostgreSQL refuses to run as root).
   - V(started) also restarts a server that runs but does not accept connections within
     O(timeout) seconds.
@@ -38,20 +38,15 @@ options:
     description: The cluster's data directory.
     type: path
     required: true
-  bindir:
-    description: Directory of C(pg_ctl), C(pg_isready) and C(psql).
-    type: path
-  port:
-    description: The server port.
-    type: int
-    default: 5432
-  socket_dir:
-    description: The server's Unix socket directory (peer authentication as O(os_user)).
-    type: path
-  os_user:
-    description: The OS user that owns the cluster.
-    type: str
-    default: postgres
+  pg_bindir:
+    description:
+      - Directory of C(pg_ctl), C(pg_isready) and C(psql) (C(hb_pg_bindir)); looked up on C(PATH) when omitted.
+    required: false
+  pg_socket_dir:
+    description:
+      - The server's Unix socket directory (C(hb_pg_socket_dir)), peer authentication as O(pg_os_user);
+        the client default when omitted.
+    required: false
   systemd_unit:
     description:
       - The unit for V(systemd).
@@ -69,8 +64,12 @@ options:
     description: Seconds to wait for readiness (and, for V(started), for a running server to accept connections).
     type: int
     default: 60
+extends_documentation_fragment:
+  - healthbutler.recovery.postgres
 notes:
   - Supports check mode, the planned actions are reported and nothing is changed.
+  - O(pg_bindir), O(pg_port), O(pg_socket_dir) and O(pg_os_user) were C(bindir), C(port), C(socket_dir) and
+    C(os_user); the old names stay as aliases.
 author:
   - Health Butler SRE (@healthbutler)
 """
@@ -79,8 +78,8 @@ EXAMPLES = r"""
 - name: Make sure PostgreSQL runs and answers a query (method auto-detected)
   healthbutler.recovery.pg_cluster:
     data_dir: /var/lib/postgresql/14/main
-    bindir: /usr/lib/postgresql/14/bin
-    socket_dir: /var/run/postgresql
+    pg_bindir: /usr/lib/postgresql/14/bin
+    pg_socket_dir: /var/run/postgresql
   become: true
 
 - name: Restart through pg_ctl even on a systemd host
@@ -88,8 +87,8 @@ EXAMPLES = r"""
     state: restarted
     method: pg_ctl
     data_dir: /srv/pg/data
-    port: 55432
-    socket_dir: /srv/pg/run
+    pg_port: 55432
+    pg_socket_dir: /srv/pg/run
     log_file: /srv/pg/log/startup.log
 """
 
@@ -138,6 +137,7 @@ connections:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.healthbutler.recovery.plugins.module_utils.common_options import postgres_server
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pg_control import (
     Cluster,
     PgControlError,
@@ -160,10 +160,7 @@ def main():
             reload=dict(type="bool", default=False),
             method=dict(type="str", default="auto", choices=["auto", "systemd", "pg_ctlcluster", "pg_ctl"]),
             data_dir=dict(type="path", required=True),
-            bindir=dict(type="path"),
-            port=dict(type="int", default=5432),
-            socket_dir=dict(type="path"),
-            os_user=dict(type="str", default="postgres"),
+            **postgres_server(required=False),
             systemd_unit=dict(type="str"),
             log_file=dict(type="path"),
             stop_mode=dict(type="str", default="fast", choices=["smart", "fast", "immediate"]),
@@ -179,8 +176,8 @@ def main():
         debian = debian_cluster(runner, p["data_dir"], lsclusters) if lsclusters else None
         method = choose_method(p["method"], pid1_is_systemd(), debian)
         result["method"] = method
-        cluster = Cluster(runner, p["data_dir"], p["bindir"], p["port"], p["socket_dir"], p["os_user"], method,
-                          debian, p["systemd_unit"], p["log_file"], p["stop_mode"])
+        cluster = Cluster(runner, p["data_dir"], p["pg_bindir"], p["pg_port"], p["pg_socket_dir"], p["pg_os_user"],
+                          method, debian, p["systemd_unit"], p["log_file"], p["stop_mode"])
         running = cluster.running()
         accepting = running and cluster.accepting()
         if running and not accepting and p["state"] == "started" and not module.check_mode:

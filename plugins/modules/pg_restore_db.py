@@ -96,6 +96,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import pg_restore_run as pr
+from ansible_collections.healthbutler.recovery.plugins.module_utils.common_options import postgres_server
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pitr_exec import ExecError, PgServer
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner, CommandError
 
@@ -120,10 +121,7 @@ def main():
             jobs=dict(type="int", default=0),
             run_stamp=dict(type="str", required=True),
             safety_dump_dir=dict(type="path"),
-            pg_bindir=dict(type="path", required=True),
-            pg_os_user=dict(type="str", default="postgres"),
-            pg_port=dict(type="int", default=5432, aliases=["port"]),
-            pg_socket_dir=dict(type="path", required=True, aliases=["socket_dir"]),
+            **postgres_server(),
             timeout=dict(type="int", default=7200),
         ),
         supports_check_mode=True,

@@ -36,7 +36,7 @@ options:
   db_name: {description: Database (same name in the copy and live)., type: str, required: true}
   copy_dir: {description: Directory of the copy (its socket directory)., type: path}
   copy_port: {description: Port of the copy., type: int}
-  run_dir: {description: Run directory for the plan, CSV, SQL and the result., type: path, required: true}
+  run_dir: {description: "Run directory for the plan, CSV, SQL and the result.", type: path, required: true}
   run_stamp: {description: UTC stamp of the run (names the preserved tables)., type: str, required: true}
   disable_triggers:
     description: Disable user triggers of the touched tables inside the transaction.
@@ -107,6 +107,7 @@ rows_after:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import pg_rows_run
+from ansible_collections.healthbutler.recovery.plugins.module_utils.common_options import postgres_server
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import (
     AnsibleRunner,
     RecoveryError,
@@ -128,10 +129,7 @@ def main():
             run_stamp=dict(type="str", required=True),
             disable_triggers=dict(type="bool", default=False),
             export_format=dict(type="str", choices=["csv", "dump"], default="csv"),
-            pg_bindir=dict(type="path", required=True),
-            pg_os_user=dict(type="str", default="postgres"),
-            pg_port=dict(type="int", default=5432, aliases=["port"]),
-            pg_socket_dir=dict(type="path", required=True, aliases=["socket_dir"]),
+            **postgres_server(),
         ),
         required_if=[("action", "plan", ["copy_dir", "copy_port"]), ("action", "export", ["copy_dir", "copy_port"])],
         supports_check_mode=True,

@@ -29,8 +29,12 @@ options:
   copy_port: {description: Port of the copy (its socket lives in O(dir))., type: int, required: true}
   plan: {description: The C(plan) returned by M(healthbutler.recovery.pitr_plan) (target and base backup)., type: dict}
   wal_dir: {description: WAL archive read by C(restore_command)., type: path}
-  pg_bindir: {description: PostgreSQL binaries., type: path, required: true}
-  pg_os_user: {description: OS user that owns the copy and runs its server., type: str, default: postgres}
+  pg_bindir: {description: PostgreSQL binaries (C(hb_pg_bindir))., type: path, required: true, aliases: [bindir]}
+  pg_os_user:
+    description: OS user that owns the copy and runs its server.
+    type: str
+    default: postgres
+    aliases: [os_user]
   timeout: {description: Seconds allowed for the replay., type: int, default: 3600}
 attributes:
   check_mode:
@@ -63,6 +67,7 @@ reached:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.healthbutler.recovery.plugins.module_utils.common_options import pg_bindir, pg_os_user
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pg_rows_copy import RowsCopy
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import (
     AnsibleRunner,
@@ -79,8 +84,8 @@ def main():
             copy_port=dict(type="int", required=True),
             plan=dict(type="dict"),
             wal_dir=dict(type="path"),
-            pg_bindir=dict(type="path", required=True),
-            pg_os_user=dict(type="str", default="postgres"),
+            **pg_bindir(required=True),
+            **pg_os_user(),
             timeout=dict(type="int", default=3600),
         ),
         required_if=[("state", "present", ["plan", "wal_dir"])],

@@ -18,23 +18,18 @@ description:
   - With O(resolve=cancel) or O(resolve=terminate) it sends C(pg_cancel_backend) to every blocker whose
     transaction is at least O(blocker_min_age) seconds old; with V(terminate) it then terminates
     those still blocking after O(grace) seconds (an idle-in-transaction holder ignores a cancel).
-  - Connects as the OS user it runs as, over O(socket_dir) (peer authentication), so run it
+  - Connects as the OS user it runs as, over O(pg_host) (peer authentication), so run it
     with C(become_user) set to the cluster's owner.
 options:
-  db:
+  pg_database:
     description: Database to inspect.
     type: str
     default: postgres
-  port:
-    description: Server port.
-    type: int
-    default: 5432
-  socket_dir:
-    description: Unix socket directory (or a host name).
+    aliases: [db]
+  pg_host:
+    description: Unix socket directory (C(hb_pg_socket_dir)), or a host name.
     type: str
-  bindir:
-    description: Directory of C(psql).
-    type: path
+    aliases: [socket_dir]
   slow_limit:
     description: How many statements to report.
     type: int
@@ -61,7 +56,11 @@ options:
     description: Idle seconds before a session of O(idle_user) is terminated.
     type: int
     default: 300
+extends_documentation_fragment:
+  - healthbutler.recovery.postgres.client
 notes:
+  - O(pg_bindir), O(pg_port), O(pg_host) and O(pg_database) were C(bindir), C(port), C(socket_dir) and C(db); the
+    old names stay as aliases.
   - Supports check mode, the blockers that would be acted on are reported, nothing is sent.
 author:
   - Health Butler SRE (@healthbutler)
@@ -70,15 +69,15 @@ author:
 EXAMPLES = r"""
 - name: Report only
   healthbutler.recovery.pg_triage:
-    db: health_butler
-    socket_dir: /var/run/postgresql
+    pg_database: health_butler
+    pg_host: /var/run/postgresql
   become: true
   become_user: postgres
 
 - name: Cancel, then terminate, blockers older than 10 minutes
   healthbutler.recovery.pg_triage:
-    db: health_butler
-    socket_dir: /var/run/postgresql
+    pg_database: health_butler
+    pg_host: /var/run/postgresql
     resolve: terminate
     blocker_min_age: 600
   become: true
@@ -135,6 +134,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.healthbutler.recovery.plugins.module_utils.common_options import postgres_client
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pg_control import (
     blockers_to_resolve,
     idle_sessions_sql,
@@ -155,10 +155,9 @@ def host_load():
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            db=dict(type="str", default="postgres"),
-            port=dict(type="int", default=5432),
-            socket_dir=dict(type="str"),
-            bindir=dict(type="path"),
+            pg_database=dict(type="str", default="postgres", aliases=["db"]),
+            pg_host=dict(type="str", aliases=["socket_dir"]),
+            **postgres_client(),
             slow_limit=dict(type="int", default=10),
             resolve=dict(type="str", default="none", choices=["none", "cancel", "terminate"]),
             blocker_min_age=dict(type="int", default=300),
@@ -170,7 +169,7 @@ def main():
     )
     p = module.params
     runner = AnsibleRunner(module)
-    conn = Conn(host=p["socket_dir"], port=p["port"], dbname=p["db"], bindir=p["bindir"])
+    conn = Conn(host=p["pg_host"], port=p["pg_port"], dbname=p["pg_database"], bindir=p["pg_bindir"])
     result = dict(changed=False, resolved=[], load=host_load())
     try:
         result.update(triage(runner, conn, p["slow_limit"]))

@@ -22,6 +22,7 @@ author:
   - Health Butler SRE (@healthbutler)
 extends_documentation_fragment:
   - healthbutler.recovery.postgres
+  - healthbutler.recovery.backup_location
 options:
   target:
     description: The recovery target.
@@ -39,9 +40,7 @@ options:
         description: What the server does at the target.
         type: str
         default: promote
-        choices: [promote
-        pause
-        shutdown]
+        choices: [promote, pause, shutdown]
   backup:
     description: Name of the base backup to use; default the newest that stopped before the target.
     type: str
@@ -50,8 +49,7 @@ options:
       - A catalogue as returned by the C(backup_catalog) module. When omitted the module scans
         O(backup_dir) and O(wal_dir) with the same code (C(backup_catalog.scan)).
     type: dict
-  backup_dir: {description: Backup tree (C(hb_backup_dir))., type: path, required: true}
-  wal_dir: {description: WAL archive (C(hb_wal_archive_dir))., type: path, required: true}
+  wal_dir: {required: true}
   data_dir: {description: The live data directory., type: path, required: true}
   db_name: {description: Database whose rows are counted before the run., type: str, required: true}
   run_stamp:
@@ -106,6 +104,10 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import backup_catalog, pitr_wal
 from ansible_collections.healthbutler.recovery.plugins.module_utils import pitr_plan as pp
+from ansible_collections.healthbutler.recovery.plugins.module_utils.common_options import (
+    backup_location,
+    postgres_server,
+)
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pg_restore_run import counts
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pitr_exec import PgServer
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner, CommandError
@@ -117,13 +119,9 @@ def main():
             target=dict(type="dict", required=True),
             backup=dict(type="str"),
             catalog=dict(type="dict"),
-            backup_dir=dict(type="path", required=True),
-            wal_dir=dict(type="path", required=True),
+            **backup_location(wal_required=True),
             data_dir=dict(type="path", required=True),
-            pg_bindir=dict(type="path", required=True),
-            pg_os_user=dict(type="str", default="postgres"),
-            pg_port=dict(type="int", default=5432, aliases=["port"]),
-            pg_socket_dir=dict(type="path", required=True, aliases=["socket_dir"]),
+            **postgres_server(),
             db_name=dict(type="str", required=True),
             run_stamp=dict(type="str", required=True),
             verify_backup=dict(type="bool", default=True),

@@ -100,6 +100,7 @@ rollback:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import pitr_exec
+from ansible_collections.healthbutler.recovery.plugins.module_utils.common_options import postgres_server
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pg_restore_run import VALIDATION_SQL, counts
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner
 
@@ -110,10 +111,7 @@ def main():
             state=dict(type="str", choices=["restored", "rolled_back"], default="restored"),
             plan=dict(type="dict", required=True),
             wal_dir=dict(type="path", required=True),
-            pg_bindir=dict(type="path", required=True),
-            pg_os_user=dict(type="str", default="postgres"),
-            pg_port=dict(type="int", default=5432, aliases=["port"]),
-            pg_socket_dir=dict(type="path", required=True, aliases=["socket_dir"]),
+            **postgres_server(),
             log_file=dict(type="path", required=True),
             startup_log=dict(type="path", required=True),
             progress_file=dict(type="path"),

@@ -40,13 +40,6 @@ options:
   max_memory_restart:
     description: PM2's memory limit (bytes or a number with K, M or G); re-creates the process when it differs.
     type: str
-  pm2_bin:
-    description: The pm2 executable (a name looked up on PATH, or a path).
-    type: str
-    default: pm2
-  pm2_home:
-    description: C(PM2_HOME) of the PM2 daemon that runs the app.
-    type: path
   settle:
     description: Seconds during which the app must not restart for it to count as stable.
     type: int
@@ -85,6 +78,8 @@ options:
     description: Seconds between memory samples.
     type: int
     default: 2
+extends_documentation_fragment:
+  - healthbutler.recovery.pm2
 notes:
   - Supports check mode (the planned actions are reported, nothing is changed) and diff mode
     (C(node_args) and C(max_memory_restart) before and after).
@@ -163,6 +158,7 @@ from urllib.error import HTTPError, URLError
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.urls import open_url
 
+from ansible_collections.healthbutler.recovery.plugins.module_utils.common_options import pm2_options
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pm2_control import (
     STATES,
     Pm2,
@@ -200,8 +196,7 @@ def main():
             state=dict(type="str", default="started", choices=list(STATES)),
             node_args=dict(type="str"),
             max_memory_restart=dict(type="str"),
-            pm2_bin=dict(type="str", default="pm2"),
-            pm2_home=dict(type="path"),
+            **pm2_options(),
             settle=dict(type="int", default=5),
             ready_url=dict(type="str"),
             timeout=dict(type="int", default=60),

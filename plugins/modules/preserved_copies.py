@@ -80,6 +80,7 @@ import shutil
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import preserved, run_journal
+from ansible_collections.healthbutler.recovery.plugins.module_utils.common_options import postgres_server
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pg_rows_copy import RowsCopy
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pitr_exec import PgServer
 from ansible_collections.healthbutler.recovery.plugins.module_utils.psql import quote_ident
@@ -95,10 +96,7 @@ def main():
             db_name=dict(type="str", required=True),
             dump_dirs=dict(type="list", elements="path", default=[]),
             lock_dir=dict(type="path"),
-            pg_bindir=dict(type="path", required=True),
-            pg_os_user=dict(type="str", default="postgres"),
-            pg_port=dict(type="int", default=5432, aliases=["port"]),
-            pg_socket_dir=dict(type="path", required=True, aliases=["socket_dir"]),
+            **postgres_server(),
         ),
         supports_check_mode=True,
     )

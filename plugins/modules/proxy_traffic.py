@@ -108,7 +108,7 @@ def main():
             percent=dict(type="int", required=True),
             upstreams=dict(type="list", elements="str", required=True),
             path=dict(type="path", required=True),
-            split_key=dict(type="str", default="$request_id"),
+            split_key=dict(type="str", default="$request_id", no_log=False),
             nginx_bin=dict(type="path", default="/usr/sbin/nginx"),
             nginx_conf=dict(type="path"),
             nginx_prefix=dict(type="path"),

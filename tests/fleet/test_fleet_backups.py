@@ -17,6 +17,7 @@ from harness import wait_for
 def test_verify_backups_judges_the_backup_hosts_own_copy(fleet):
     # The db host archives WAL into its own /var/backups/wal ...
     fleet.psql_as_postgres("SELECT pg_switch_wal() FROM (SELECT txid_current()) AS t;")
+
     def archived_on_db():
         return fleet.ssh("staging-db-1", "sudo -n ls /var/backups/wal").stdout.split()
     assert wait_for(archived_on_db, timeout=30, what="an archived WAL segment on the db host")

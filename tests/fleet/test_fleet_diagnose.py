@@ -29,8 +29,8 @@ def pg_ctl(fleet, action):
     # The postmaster must not hold the SSH session's output open: its log goes to a file.
     fleet.ssh("staging-db-1", "cd /tmp && sudo -n -u postgres %s/pg_ctl -D %s -l %s/startup.log -m fast -w -t 60 %s"
               " </dev/null >/dev/null 2>&1" % ("/usr/lib/postgresql/%s/bin" % fleet.vars["hb_pg_version"],
-                                              "/var/lib/postgresql/%s/main" % fleet.vars["hb_pg_version"],
-                                              fleet.vars["hb_pg_log_dir"], action))
+                                               "/var/lib/postgresql/%s/main" % fleet.vars["hb_pg_version"],
+                                               fleet.vars["hb_pg_log_dir"], action))
 
 
 def all_app_hosts(fleet, status):
@@ -38,7 +38,7 @@ def all_app_hosts(fleet, status):
 
 
 def test_one_call_per_host_all_hosts_at_once(fleet, run_dir):
-    run, _ = diagnose(run_dir)
+    run, _report = diagnose(run_dir)
     assert run.rc == 0, run.stdout[-3000:]
     gathered = [e for e in run.events if GATHER in e.get("event_data", {}).get("task", "")]
     starts = [e["event_data"]["host"] for e in gathered if e["event"] == "runner_on_start"]

@@ -50,7 +50,7 @@ def test_destructive_playbook_refuses_without_confirm(fleet, production, playboo
     assert refusal in message and "re-run with -e confirm=production-db-1 (the db host's inventory name)" in message
     assert run.changed == 0
     assert app_state(fleet) == before
-    status, _ = fleet.http("staging-app-1")
+    status, _body = fleet.http("staging-app-1")
     assert status == 200
 
 

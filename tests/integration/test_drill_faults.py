@@ -43,7 +43,7 @@ def test_the_catalogue_is_all_here():
 
 @pytest.mark.parametrize("name", CATALOGUE)
 def test_each_fault_is_seen_to_take_hold_then_rolled_back(injected, name):
-    _, _, by_name, _, _ = injected
+    by_name = injected[2]
     scenario = by_name[name]
     effect = scenario["effect"]
     assert effect["seen"], (name, effect)
@@ -57,7 +57,7 @@ def test_each_fault_is_seen_to_take_hold_then_rolled_back(injected, name):
 
 
 def test_the_effects_are_the_faults_users_would_see(injected):
-    _, _, by_name, _, _ = injected
+    by_name = injected[2]
     seen = {n: s["effect"]["observation"] for n, s in by_name.items()}
     assert "no answer" in seen["app_crash"] and "no answer" in seen["app_crash_loop"]
     assert ": 503 " in seen["db_down"] and "database" in seen["db_down"]
@@ -72,7 +72,7 @@ def test_the_effects_are_the_faults_users_would_see(injected):
 
 
 def test_the_system_is_as_it_was_after_the_rollbacks(injected):
-    run, journal, _, healthy_after, (rows_before, rows_after) = injected
+    run, journal, _by_name, healthy_after, (rows_before, rows_after) = injected
     assert run.rc == 0, run.stdout[-3000:]
     assert journal["status"] == "passed" and journal["not_passed"] == []
     assert healthy_after

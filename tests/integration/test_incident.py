@@ -166,7 +166,7 @@ def test_receiver_failing_twice_gets_the_message_once_and_the_record_shows_the_r
     # a receiver that never answers: recorded as failed, a warning, and the run still succeeds
     site.http.fail[site.slack_path] = [503] * 10
     site.ok(at(1), action="open", severity="P1", scenario=1, host="app-9", summary="5xx")
-    second = [r for r in glob.glob(os.path.join(site.base, "runs", "incidents", "INC-*.json"))]
+    second = glob.glob(os.path.join(site.base, "runs", "incidents", "INC-*.json"))
     assert len(second) == 2
     assert "slack failed after 4 attempt(s): HTTP 503" in site.consoles[-1]
     site.assert_no_secret_anywhere()

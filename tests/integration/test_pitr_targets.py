@@ -73,7 +73,6 @@ def test_past_last_commit_end_of_wal_recovers_every_commit_and_records_the_last_
     assert sandbox.http("/health")[0] == 200
 
 
-
 def test_an_xid_only_on_a_newer_timeline_is_refused_naming_the_timeline_that_reaches_it(quiet, sandbox):
     """After the end_of_wal PITR above the server runs on a new timeline; a transaction committed there is not on
     the base backup's own timeline (the default), and the refusal names the ``timeline`` value that reaches it."""

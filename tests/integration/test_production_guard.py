@@ -37,7 +37,7 @@ def production(sandbox, tmp_path_factory):
         hosts = fh.read()
     assert "\n  vars:\n" in hosts
     (inv / "hosts.yml").write_text(hosts.replace("\n  vars:\n", "\n    production:\n      hosts:\n        localhost:\n"
-                                                               "  vars:\n", 1))
+                                                 "  vars:\n", 1))
     os.symlink(os.path.join(ROOT, "inventories", "sandbox", "group_vars"), inv / "group_vars")
     return str(inv)
 
@@ -57,7 +57,7 @@ def run(production, playbook, extravars, **kw):
     return run_playbook(playbook, dict(extravars, hb_repo_root=ROOT), inventory=production, **kw)
 
 
-@pytest.mark.parametrize("playbook, extravars", DESTRUCTIVE, ids=[p for p, _ in DESTRUCTIVE])
+@pytest.mark.parametrize("playbook, extravars", DESTRUCTIVE, ids=[p for p, _extravars in DESTRUCTIVE])
 def test_production_is_refused_without_confirm_and_nothing_changes(sandbox, production, playbook, extravars):
     sandbox.ensure_healthy()
     before = state(sandbox)

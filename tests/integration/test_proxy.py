@@ -85,7 +85,7 @@ def test_app_killed_and_maintenance_on_users_get_the_page_then_200_when_off(at_t
     box.wait_health(503)  # the app-side flag is the second layer
     off = run_playbook("maintenance.yml", {"maintenance_state": "off"})
     assert off.rc == 0, off.stdout[-3000:]
-    status, _, body = proxy(box, "/health")
+    status, _headers, body = proxy(box, "/health")
     assert status == 200 and json.loads(body)["status"] == "ok"
     assert not os.path.exists(proxy_flag(box))
 
@@ -112,7 +112,7 @@ def test_restore_traffic_stops_at_the_first_step_against_a_release_failing_30_pe
     assert record["outcome"] == "back to maintenance at 10 %"
 
     assert os.path.exists(proxy_flag(box))
-    status, headers, _ = proxy(box, "/api/version")
+    status, headers, _body = proxy(box, "/api/version")
     assert status == 503 and headers.get("Retry-After") == "60"
 
 

@@ -132,7 +132,7 @@ def rollback_journal(box):
 
 
 def test_a_rollback_killed_after_its_migration_is_finished_by_the_rerun_without_repeating_it(broken_release,
-                                                                                               run_dir):
+                                                                                             run_dir):
     box = broken_release
     migration_log = os.path.join(run_dir, "migrations.log")
     extravars = {"rollback_migrate": True,

@@ -84,7 +84,7 @@ def test_pm2_log_probe_reads_the_log_pm2_names(tmp_path):
     log.write_text("request failed: x\n<--- Last few GCs --->\nFATAL ERROR: Reached heap limit Allocation failed - "
                    "JavaScript heap out of memory\n")
     jlist = "[PM2] Spawning PM2 daemon\n" + json.dumps([{"name": "health-butler",
-                                                          "pm2_env": {"pm_err_log_path": str(log)}}])
+                                                         "pm2_env": {"pm_err_log_path": str(log)}}])
     runner = FakeRunner().add("jlist", stdout=jlist)
     spec = drill_catalog.SCENARIOS["memory_leak"]["effect"]
     seen, observation = effect.look_pm2_log(dict(spec, app="health-butler"), runner, "pm2", "/pm2home")

@@ -86,7 +86,7 @@ def test_p1_step_by_step_each_once_then_ack_stops(run):
     resolved = run(action="resolve", by="alice", now=at(95), run={"playbook": "restart_app", "run_dir": "/r"})
     pd = [b for u, b in run.sender.posts if u.endswith("/pd")]
     assert [(b["event_action"], b["dedup_key"]) for b in pd] == [("trigger", inc), ("acknowledge", inc),
-                                                                  ("resolve", inc)]
+                                                                 ("resolve", inc)]
     record = resolved["incidents"][0]
     assert record["resolution"]["playbook"] == "restart_app" and record["resolved_at"] == at(95)
     assert [e["step"] for e in record["escalation"]] == [1, 2, 3]

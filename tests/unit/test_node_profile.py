@@ -25,7 +25,7 @@ def test_functions_by_ticks_with_the_apps_own_marked():
     got = np.parse(REPORT, "/app/current/")
     assert got["ticks"] == 1311 and got["unaccounted"] == 28
     assert [f["function"] for f in got["top"]] == ["latestRows", "parseRow", "<anonymous>",
-                                                    "processTicksAndRejections"]
+                                                   "processTicksAndRejections"]
     assert [(f["function"], f["file"], f["line"]) for f in got["app_functions"]] == [
         ("latestRows", "/app/current/dist/server.js", 70), ("<anonymous>", "/app/current/dist/server.js", 88)]
     assert got["top"][0]["share"] == 74.9

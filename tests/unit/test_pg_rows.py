@@ -114,13 +114,13 @@ def test_diff_by_key_per_mode(mode, inserts, updates):
 
 def scripted_plan(mode="both", copy_columns=None):
     specs = pr.describe(query_from([("pg_index", DESCRIBE)]), pr.parse_tables(["health_data", "users"],
-                                                                               {"health_data": "user_id > 0"}, mode))
+                                                                              {"health_data": "user_id > 0"}, mode))
     query_copy = query_from([
         ('FROM "public"."health_data" t WHERE (user_id > 0)', COPY),
         ('FROM "public"."users" t;', [[{"id": 7}, "u7"]]),
         ("row_to_json(t)", lambda sql: [[{"id": k}, {"id": k, "user_id": 7, "value": 1.5}]
                                         for k in (2, 3) if '"id":%d' % k in sql] or [[{"id": 7}, {"id": 7,
-                                                                                                   "email": "a@b"}]]),
+                                                                                                  "email": "a@b"}]]),
     ])
     query_live = query_from([('JOIN "public"."health_data" t', LIVE), ('JOIN "public"."users" t', [])])
     return pr.build_plan(query_copy, query_live, specs, mode, copy_columns), query_copy, query_live

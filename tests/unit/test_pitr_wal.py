@@ -17,7 +17,7 @@ def test_a_time_inside_the_newest_backup_falls_back_to_the_older_one(fake_runner
                                                                                   "2026-11-28 12:00:05.700000"))
     fake_runner.add(r"--rmgr Transaction %s %s" % (seg(2), seg(3)), stdout="")
     fake_runner.add(r"--rmgr (Transaction|XLOG) %s %s" % (seg(8), seg(8)), stdout=commit(950, "0/8000100",
-                                                                                        "2026-11-28 17:00:00"))
+                                                                                         "2026-11-28 17:00:00"))
     plan = pitr_wal.plan_with_wal(fake_runner, "pg_waldump", "/wal", catalog(), target(time="2026-11-28T12:00:05.3Z"),
                                   NOW)
     assert plan["base_backup"]["name"] == "20261128T030000Z"

@@ -111,10 +111,10 @@ def test_copies_of_an_interrupted_run_are_kept_by_cleanup_whatever_their_age(tmp
     for d in (locks, run_dir, done_dir):
         d.mkdir()
     journal.write_json(str(locks / "recover-db.lock"), {"stamp": "20261101T000000Z", "kind": "recover-db",
-                                                    "run_dir": str(run_dir)})
+                                                        "run_dir": str(run_dir)})
     journal.write_json(str(run_dir / journal.RECORD), {"state": "open", "steps": []})
     journal.write_json(str(locks / "rollback.lock"), {"stamp": "20261102T000000Z", "kind": "rollback",
-                                                  "run_dir": str(done_dir)})
+                                                      "run_dir": str(done_dir)})
     journal.write_json(str(done_dir / journal.RECORD), {"state": "ended", "steps": []})
     held = journal.open_runs(str(locks))
     assert held == {"20261101T000000Z": "recover-db"}

@@ -62,3 +62,15 @@ def test_maintenance_check_mode_and_diff(tmp_path, monkeypatch, capsys):
         maintenance_mode.main()
     out = json.loads(capsys.readouterr().out)
     assert out["changed"] and out["diff"]["after"] == "on\n" and not flag.exists()
+
+
+@pytest.mark.parametrize("names", [("pg_bindir", "pg_port", "pg_socket_dir", "pg_os_user"),
+                                   ("bindir", "port", "socket_dir", "os_user")], ids=["names", "aliases"])
+def test_pg_cluster_takes_the_shared_postgres_names_and_the_old_ones(fake_runner, monkeypatch, capsys, names):
+    monkeypatch.setattr(pg_cluster, "pid1_is_systemd", lambda: False)
+    fake_runner.add("pg_lsclusters", rc=0, stdout="")
+    fake_runner.add("/opt/pg/bin/pg_ctl -D /srv/pg status", rc=3, stdout="pg_ctl: no server running")
+    args = dict(zip(names, ("/opt/pg/bin", 55432, "/srv/run", "pgowner")), data_dir="/srv/pg", _ansible_check_mode=True)
+    out = run_module(pg_cluster, args, fake_runner, monkeypatch, capsys)
+    assert out["changed"] is True and out["actions"] == ["start"], out
+    assert any("/opt/pg/bin/pg_ctl -D /srv/pg status" in " ".join(c["argv"]) for c in fake_runner.calls)

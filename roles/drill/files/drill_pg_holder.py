@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Hold PostgreSQL sessions open for a drill: idle connections, or a lock in an open transaction.
 
 Runs psql children (application_name from PGAPPNAME) that keep their session while stdin stays open,
@@ -63,7 +62,7 @@ class Filler:
             return
         self.peak = max(self.peak, int(state["ours"]))
         # Evicted sessions still count until their backends exit: their slots are taken at the next step.
-        for _ in range(max(int(state["free"]), 0)):
+        for _slot in range(max(int(state["free"]), 0)):
             self.held.append(spawn(self.args, "SELECT 1;\n"))
 
 
@@ -82,7 +81,7 @@ def main():
     held = []
     if args.lock_table:
         held.append(spawn(args, LOCK_SQL % args.lock_table))
-    for _ in range(args.connections):
+    for _index in range(args.connections):
         held.append(spawn(args, "SELECT 1;\n"))
     filler = Filler(args, held) if args.fill_evicting else None
     deadline = time.monotonic() + args.max_seconds

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Drill writer: POST one row to the app's /api/health-data every interval and log every attempt.
 
 One JSON line per attempt: {"t": epoch s, "status": HTTP status (0: nothing answered), "id": row id or

@@ -13,6 +13,6 @@ else
 fi
 code=$(curl -s -o /dev/null -m 5 -w '%{http_code}' "$url" 2>/dev/null)
 echo "app $url: HTTP ${code:-000}"
-n=$(ls "$archive" 2>/dev/null | grep -c '^[0-9A-F]\{24\}$')
+n=$(find "$archive" -maxdepth 1 -type f 2>/dev/null | grep -c '/[0-9A-F]\{24\}$')
 echo "wal archive: $n segments"
 exit 0

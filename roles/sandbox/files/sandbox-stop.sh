@@ -13,7 +13,7 @@ stop_pid() { # name pid
 
 if [ -f "$pm2_home/pm2.pid" ]; then
   daemon=$(cat "$pm2_home/pm2.pid")
-  apps=$(ls "$pm2_home"/pids/*.pid 2>/dev/null | xargs -r cat)
+  apps=$(find "$pm2_home/pids" -maxdepth 1 -name '*.pid' -exec cat {} + 2>/dev/null)
   PM2_HOME=$pm2_home "$pm2" kill >/dev/null 2>&1
   stop_pid pm2-daemon "$daemon"
   for p in $apps; do stop_pid app "$p"; done

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Namespace plumbing of the local staging fleet: one network namespace, one private mount
 # namespace and one sshd per host, joined to the controller (root namespace) by a bridge.
 #
