@@ -228,8 +228,8 @@ def main():
 
     print("\nrecover-db benchmark: database %s (%d MB asked), dump %d MB, pg_restore -j %d, %d runs each\n"
           % (size, args.size_mb, os.path.getsize(dump) // 2 ** 20, args.jobs, args.runs))
-    print("| %-40s | %8s | %8s | %8s | %-22s | %-26s |" % ("what", "median s", "min s", "max s", "ratio (medians)",
-                                                          "app downtime s (median)"))
+    heads = ("what", "median s", "min s", "max s", "ratio (medians)", "app downtime s (median)")
+    print("| %-40s | %8s | %8s | %8s | %-22s | %-26s |" % heads)
     print("|%s|%s|%s|%s|%s|%s|" % ("-" * 42, "-" * 10, "-" * 10, "-" * 10, "-" * 24, "-" * 28))
     row = "| %-40s | %8.1f | %8.1f | %8.1f | %-22s | %-26s |"
     for mode in ("dump", "pitr"):

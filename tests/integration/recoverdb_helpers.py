@@ -222,4 +222,3 @@ class OutageProbe(threading.Thread):
 
     def span(self):
         return self.down[-1][1] - self.down[0][0] if self.down else 0.0
-

@@ -57,7 +57,7 @@ def test_a_memory_recovery_killed_mid_restart_is_finished_by_the_rerun_without_a
     app_dir = box["hb_app_dir"]
     record = killed_during_the_restart(box)
     stamp = record["stamp"]
-    assert not [k for k in box.redis("--scan", "--pattern", "cache:intr:*").split()]
+    assert not box.redis("--scan", "--pattern", "cache:intr:*").split()
 
     rerun = run_playbook("recover_memory.yml", FAST)
     assert rerun.rc == 0, rerun.stdout[-4000:]

@@ -208,4 +208,3 @@ def test_an_interrupted_restore_is_undone_by_abort(damaged):
     assert closed(box, record)["status"] == "aborted"
     again = run_playbook("restore_files.yml", {"abort": record["stamp"]}, check=True)
     assert again.rc != 0 and "no interrupted restore-files run holds this host" in again.stdout
-
