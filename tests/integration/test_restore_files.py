@@ -8,6 +8,7 @@ import os
 import pwd
 import shutil
 import stat
+import subprocess
 import time
 
 import interrupt_helpers as ih
@@ -71,8 +72,8 @@ def damaged(healthy):
     with open(env, "rb") as fh:
         original_env = fh.read()
     backup = take_file_backup(box)
+    backed_up = shas(os.path.join(backup, "uploads"))
     try:
-        backed_up = shas(os.path.join(backup, "uploads"))
         assert backed_up == shas(uploads) and len(backed_up) >= 10
         assert file_sha(os.path.join(backup, "env")) == file_sha(env)
         yield {"box": box, "backup": backup, "backed_up": backed_up, "damaged_env": damage(box)}
@@ -86,6 +87,10 @@ def damaged(healthy):
             shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
         if os.path.exists(os.path.join(uploads, "avatars", "after-backup.jpg")):
             os.unlink(os.path.join(uploads, "avatars", "after-backup.jpg"))
+        if shas(uploads) != backed_up:  # a test that failed before its restore: put the uploads back by hand
+            owner = os.stat(uploads)
+            subprocess.run(["rsync", "-a", "--delete", "--chown=%d:%d" % (owner.st_uid, owner.st_gid),
+                            os.path.join(backup, "uploads") + "/", uploads + "/"], check=True)
         shutil.rmtree(os.path.dirname(backup))
         for path in glob.glob(os.path.join(box["hb_run_root"], "locks", "restore-files.lock")):
             os.unlink(path)
@@ -112,6 +117,13 @@ def test_restore_uploads_and_env(damaged):
     assert any(line.endswith(" avatars/user-05.jpg") for line in itemized)
     differences = check.task_results("Plan the .env restore")[0]["differences"]
     assert differences["changed"] == ["JWT_SECRET"] and differences["removed"] == ["FEATURE_FLAG"]
+    assert (tree_digest(app), tree_digest(uploads), file_sha(env), mode(env)) == before
+    assert not glob.glob(env + ".pre_restore_*") and not glob.glob(uploads + ".pre_restore_*")
+    # --tags preflight: the plan without check mode, and still nothing changes
+    tagged = run_playbook("restore_files.yml", tags="preflight")
+    assert tagged.rc == 0, tagged.stdout[-3000:]
+    assert "plan only (--tags preflight)" in tagged.task_results("Show the plan")[0]["msg"][-1]
+    assert tagged.task_results("Restore the uploads") == []
     assert (tree_digest(app), tree_digest(uploads), file_sha(env), mode(env)) == before
     assert not glob.glob(env + ".pre_restore_*") and not glob.glob(uploads + ".pre_restore_*")
 

@@ -56,6 +56,12 @@ def test_rollback_from_a_broken_release(broken_release, run_dir):
     shown = " ".join(check.task_results("Show the plan")[0]["msg"])
     assert "-> %s" % STABLE in shown and "no git remote configured" in shown and MIGRATION in shown
     assert tree_digest(app) == before and not os.path.exists(migration_log)
+    # --tags preflight: the same plan, without check mode, and nothing changes either
+    tagged = run_playbook("rollback.yml", extravars, tags="preflight")
+    assert tagged.rc == 0, tagged.stdout[-3000:]
+    assert tagged.task_results("Plan the rollback")[0]["plan"] == plan
+    assert "plan only (--tags preflight)" in " ".join(tagged.task_results("Show the plan")[0]["msg"])
+    assert tree_digest(app) == before and head(box) == broken_commit and rollback_journal(box) is None
 
     # a dirty working tree is refused, the changed files are listed, nothing changes
     with open(os.path.join(app, "src", "server.js"), "a", encoding="utf-8") as fh:
