@@ -240,7 +240,7 @@ def test_cleanup_preserved_removes_old_copies_on_the_db_host_only(fleet):
         listed = {c["name"]: c["remove"] for c in run.task_results("List the preserved copies")[0]["copies"]}
         assert listed[old] is True and listed[old_db] is True and listed[new] is False
         removed = run.task_results("Remove the preserved copies older than the limit")[0]["removed"]
-        assert {r["name"] if isinstance(r, dict) else r for r in removed} >= {old, old_db}
+        assert {old, old_db} <= set(removed) and new not in removed
         assert not exists(fleet, DB, old, sudo=True) and exists(fleet, DB, new, sudo=True)
         assert fleet.psql_as_postgres("SELECT count(*) FROM pg_database WHERE datname = '%s'" % old_db) == "0"
         assert exists(fleet, DB, data_dir + "/PG_VERSION", sudo=True)
