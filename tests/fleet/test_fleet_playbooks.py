@@ -96,6 +96,27 @@ def test_restart_app_brings_back_the_app_stopped_on_one_host_and_reports_it(flee
     assert os.path.exists(os.path.join(run_dir, "incident-report.en.html"))
 
 
+def pg_running(fleet):
+    """PostgreSQL's postmaster on the db host answers on its own address (as the app hosts reach it)."""
+    cmd = "%s/pg_isready -q -h %s -p %s" % ("/usr/lib/postgresql/%s/bin" % fleet.vars["hb_pg_version"],
+                                            fleet.address(DB), fleet.vars["hb_pg_port"])
+    return fleet.ssh(DB, cmd, check=False).returncode == 0
+
+
+def test_recover_db_connection_starts_postgresql_on_the_db_host_and_both_app_hosts_serve(fleet):
+    # PostgreSQL stopped on its own host; the postmaster must not hold the SSH session's output open.
+    fleet.ssh(DB, "cd /tmp && sudo -n -u postgres /usr/lib/postgresql/%s/bin/pg_ctl -D /var/lib/postgresql/%s/main"
+              " -m fast -w -t 60 stop </dev/null >/dev/null 2>&1" % ((fleet.vars["hb_pg_version"],) * 2))
+    wait_for(lambda: all(fleet.status(h) == 503 for h in APPS), timeout=30, what="both app hosts answering 503")
+    assert not pg_running(fleet)
+    run = fleet_play("recover_db_connection.yml", FAST)
+    assert run.rc == 0, run.stdout[-3000:]
+    started = run.task_results("Start PostgreSQL only if it is down")
+    assert len(started) == 1 and started[0]["changed"] and started[0]["method"] == "pg_ctl", started
+    assert pg_running(fleet)
+    assert_serving(fleet)
+
+
 def test_maintenance_on_then_off_on_every_app_host(fleet):
     flag = fleet.vars["hb_app_maintenance_flag"].replace("{{ hb_app_dir }}", fleet.vars["hb_app_dir"])
     try:
