@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import subprocess
+import threading
 
 import pytest
-from fleet_helpers import fleet_play
+from fleet_helpers import STAGING_DIR, fleet_play
 from harness import wait_for
 
 APPS = ("staging-app-1", "staging-app-2")
@@ -117,6 +119,47 @@ def test_recover_db_connection_starts_postgresql_on_the_db_host_and_both_app_hos
     assert_serving(fleet)
 
 
+def test_triage_performance_terminates_a_lock_held_from_an_app_host_and_the_blocked_write_lands(fleet):
+    """A session of the app's user from staging-app-2 holds a lock; a write through staging-app-1 waits on it."""
+    v = fleet.vars
+    count = "SELECT count(*) FROM health_data"
+    before = int(fleet.psql_as_postgres(count))
+    # The password by stdin, then psql reads the SQL from the same stdin (the session stays open).
+    psql = ("read -r PGPASSWORD; export PGPASSWORD PGAPPNAME=hb-test-lock; "
+            "exec /usr/lib/postgresql/%s/bin/psql -X -A -t -q -h %s -p %s -U %s -d %s"
+            % (v["hb_pg_version"], fleet.address(DB), v["hb_pg_port"], v["hb_db_app_user"], v["hb_db_name"]))
+    argv = ["ssh", "-i", v["ansible_ssh_private_key_file"], "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+            "-o", "UserKnownHostsFile=%s" % os.path.join(STAGING_DIR, "known_hosts"),
+            "%s@%s" % (v["ansible_user"], fleet.address("staging-app-2")), psql]
+    holder = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+    writes = []
+    try:
+        holder.stdin.write(fleet.credential("db_app") + "\n")
+        holder.stdin.write("BEGIN; LOCK TABLE health_data IN SHARE MODE; SELECT pg_backend_pid();\n")
+        holder.stdin.flush()
+        pid = int(holder.stdout.readline())
+        writer = threading.Thread(target=lambda: writes.append(fleet.http(
+            "staging-app-1", "/api/health-data", "POST", {"user_id": 3, "metric": "steps", "value": 42}, timeout=90)))
+        writer.start()
+        wait_for(lambda: fleet.psql_as_postgres("SELECT count(*) FROM pg_locks WHERE NOT granted") != "0", 30, 0.5,
+                 "a blocked write")
+        run = fleet_play("triage_performance.yml", {"performance_triage_grace": 1,
+                                                    "performance_triage_resolve": "terminate",
+                                                    "performance_triage_blocker_min_age": 1})
+        assert run.rc == 0, run.stdout[-3000:]
+        result = run.task_results("Report slow statements")[0]
+        assert pid in {c["blocker_pid"] for c in result["blocking"]}
+        assert {"pid": pid, "action": "terminate"} in result["resolved"]
+        writer.join(60)
+        assert writes and writes[0][0] == 201, writes
+        assert int(fleet.psql_as_postgres(count)) == before + 1
+        assert_serving(fleet)
+        assert fleet.credential("db_app") not in run.stdout
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_maintenance_on_then_off_on_every_app_host(fleet):
     flag = fleet.vars["hb_app_maintenance_flag"].replace("{{ hb_app_dir }}", fleet.vars["hb_app_dir"])
     try:
@@ -172,8 +215,14 @@ def assert_record_on(fleet, run, host, commit):
     return record
 
 
+# restore_files (test_fleet_backups) keeps the uploads it replaced as /app/uploads.pre_restore_<UTC>, inside the
+# app's git tree and not ignored: with the default include_untracked the rollback then refuses the "dirty" tree
+# (an open question between the two roles, see docs/staging.md). Only tracked changes count here.
+ROLLBACK = {"rollback_include_untracked": False}
+
+
 def test_rollback_moves_every_app_host_or_the_one_limited_to_the_previous_tag(fleet, released):
-    run = fleet_play("rollback.yml")
+    run = fleet_play("rollback.yml", ROLLBACK)
     assert run.rc == 0, run.stdout[-4000:]
     for host in APPS:
         assert release(fleet, host)[0] == PREVIOUS
@@ -186,7 +235,7 @@ def test_rollback_moves_every_app_host_or_the_one_limited_to_the_previous_tag(fl
 
     # --limit: only that host moves; the other keeps its release and its process.
     untouched = pm2_process(fleet, "staging-app-1")["pid"]
-    run = fleet_play("rollback.yml", limit="staging-app-2")
+    run = fleet_play("rollback.yml", ROLLBACK, limit="staging-app-2")
     assert run.rc == 0, run.stdout[-4000:]
     assert release(fleet, "staging-app-2")[0] == PREVIOUS
     assert_serving(fleet, ["staging-app-2"], version="1.0.0")
