@@ -232,13 +232,15 @@ def build(run, incident_start=None, severity=None):
                                          "task": t.get("task"), "msg": t.get("msg") or ""} for t in failed],
                        "drill_fault": (result or {}).get("description"),
                        "timeline": [{"time": e.get("start") or e.get("time"), "run": e.get("run"),
+                                     "host": e.get("host"),
                                      "event": e.get("task") or e.get("play") or e.get("event"),
                                      "status": e.get("status") or e.get("event")} for e in key_events][:60]},
         "impact": {"rows_lost": rows_lost, "downtime_s": downtime, "row_changes": row_changes,
                    "writes": (result or {}).get("writes")},
         "response": {"moments": moments, "incident": _incident_summary(incident),
                      "notifications": _notifications(incident),
-                     "actions": [{"time": t["start"], "task": t.get("task"), "status": t.get("status")}
+                     "actions": [{"time": t["start"], "host": t.get("host"), "task": t.get("task"),
+                                  "status": t.get("status")}
                                  for t in tasks if t.get("status") in ("changed", "failed")][:40]},
         "improvements": {"short_term": ["%s: %s" % (t.get("task"), t.get("msg") or "failed") for t in failed][:10],
                          "prevention": [{"zh": zh, "en": en} for zh, en in PREVENTION]},
@@ -295,8 +297,9 @@ def _sections(report, lang):
                            (t["trigger"], _v(rc["drill_fault"], t))]),
                    ("table", ([t["findings"], "evidence"],
                               [[f["name"], f["evidence"]] for f in rc["findings"]] or [[t["none"], "-"]])),
-                   ("table", ([t["moment"], "run", t["event"], t["status"]],
-                              [[e["time"], e["run"] or ".", e["event"], e["status"]] for e in rc["timeline"]]))]),
+                   ("table", ([t["moment"], "run", t["host"], t["event"], t["status"]],
+                              [[e["time"], e["run"] or ".", e["host"] or "-", e["event"], e["status"]]
+                               for e in rc["timeline"]]))]),
         (t["s3"], [("kv", [(t["users"], "%s: %s" % (t["downtime"], _v(im["downtime_s"], t))),
                            (t["data"], "%s: %s" % (t["rows_lost"], _v(im["rows_lost"], t))),
                            (t["business"], _v(None, t)), (t["reputation"], _v(None, t))]),
@@ -305,8 +308,9 @@ def _sections(report, lang):
                               or [["-", "-", "-"]]))]),
         (t["s4"], _incident_parts(rs, t) + [
             ("table", ([t["moment"], "UTC", t["elapsed"] + " (s)", t["step"]], esc_rows)),
-            ("table", ([t["moment"], t["task"], t["status"]],
-                       [[a["time"], a["task"], a["status"]] for a in rs["actions"]] or [["-", "-", "-"]]))]),
+            ("table", ([t["moment"], t["host"], t["task"], t["status"]],
+                       [[a["time"], a["host"] or "-", a["task"], a["status"]] for a in rs["actions"]]
+                       or [["-", "-", "-", "-"]]))]),
         (t["s5"], [("list", [t["short"] + ": " + s for s in iv["short_term"]] or
                     [t["short"] + ": " + t["tbd"]]),
                    ("checklist", ["%s — %s: %s" % (p[lang], t["owner"], t["tbd"]) for p in iv["prevention"]])]),

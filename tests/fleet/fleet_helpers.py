@@ -28,10 +28,10 @@ def staging_play(state, **extra):
                         envvars={"HB_STAGING_DIR": STAGING_DIR})
 
 
-def fleet_play(playbook, extravars=None, limit=None):
+def fleet_play(playbook, extravars=None, limit=None, envvars=None):
     """Any playbook of the collection against the fleet inventory."""
     return run_playbook(playbook, extravars, inventory=INVENTORY, limit=limit,
-                        envvars={"HB_STAGING_DIR": STAGING_DIR})
+                        envvars=dict({"HB_STAGING_DIR": STAGING_DIR}, **(envvars or {})))
 
 
 class Fleet:
@@ -84,6 +84,13 @@ class Fleet:
             return status, json.loads(raw)
         except ValueError:
             return status, raw.decode(errors="replace")
+
+    def status(self, host, path="/health"):
+        """HTTP status of the app on ``host``; 0 when nothing answers (the app stopped)."""
+        try:
+            return self.http(host, path)[0]
+        except (urllib.error.URLError, OSError):
+            return 0
 
     def psql_as_postgres(self, sql):
         """SQL as the postgres superuser on the db host, over its own socket (sudo)."""

@@ -154,6 +154,20 @@ def test_incident_report_reads_diagnosis_and_drill_result(tmp_path):
     assert [e["run"] for e in report["root_cause"]["timeline"]] == ["recover"]
 
 
+@pytest.mark.parametrize("lang, head", [("en", "| Moment | Host | Task | Status |"),
+                                        ("zh", "| 时刻 | 主机 | 任务 | 状态 |")])
+def test_incident_report_names_the_host_of_each_event_on_a_fleet(tmp_path, lang, head):
+    _timeline(tmp_path / "timeline.jsonl", [
+        task("Read the PM2 process", 0, 1, "ok", host="app-1"), task("Read the PM2 process", 0, 1, "ok", host="app-2"),
+        task("Restart the app", 2, 6, "changed", host="app-1")])
+    report = report_incident.build(report_incident.load_run(str(tmp_path)))
+    assert [(a["host"], a["task"]) for a in report["response"]["actions"]] == [("app-1", "Restart the app")]
+    assert [(e["host"], e["event"]) for e in report["root_cause"]["timeline"]] == [("app-1", "Restart the app")]
+    assert report["overview"]["hosts"] == ["app-1", "app-2"]
+    md = report_incident.render_markdown(report, lang)
+    assert head in md and "| app-1 | Restart the app | changed |" in md
+
+
 def test_incident_report_needs_a_timeline(tmp_path):
     with pytest.raises(report_incident.ReportError, match="no timeline.jsonl"):
         report_incident.load_run(str(tmp_path))

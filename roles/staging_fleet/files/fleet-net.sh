@@ -23,6 +23,9 @@ MOUNTS=(
   "/var/lib/postgresql|var-lib-postgresql|postgres:postgres|0755"
   "/var/log/postgresql|var-log-postgresql|postgres:postgres|0755"
   "/run/postgresql|run-postgresql|postgres:postgres|2775"
+  # The machine's Debian cluster config (pg_lsclusters) is not the fleet's: the db host's cluster is a
+  # pg_ctl -D one with its settings in its data directory, so no host sees /etc/postgresql of the machine.
+  "/etc/postgresql|etc-postgresql|postgres:postgres|0755"
   "/var/backups|var-backups|root:root|0755"
   "/var/lib/redis|var-lib-redis|redis:redis|0750"
   "/var/lib/healthbutler-recovery|run-records|root:root|0755"
