@@ -87,12 +87,17 @@ def parse_porcelain_z(out):
     return entries
 
 
+# The copies this collection keeps inside an app directory (restore_files' uploads snapshot and kept .env): untracked,
+# never touched by a checkout, so they do not make the tree dirty.
+OWN_COPY = re.compile(r"(^|/)[^/]*\.pre_restore_\d{8}T\d{6}Z(\.partial)?(/|$)")
+
+
 def dirty_files(runner, git, repo, include_untracked=True):
-    """Changed (and, by default, untracked) files; git-ignored files never count."""
+    """Changed (and, by default, untracked) files; git-ignored files and our own kept copies never count."""
     # --no-optional-locks: a read-only look never rewrites .git/index
     out = _git(runner, git, repo, "--no-optional-locks", "status", "--porcelain=v1", "-z",
                "--untracked-files=%s" % ("all" if include_untracked else "no"))
-    return parse_porcelain_z(out)
+    return [e for e in parse_porcelain_z(out) if not (e["status"] == "??" and OWN_COPY.search(e["path"]))]
 
 
 def remotes(runner, git, repo):

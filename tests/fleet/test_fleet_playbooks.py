@@ -216,9 +216,8 @@ def assert_record_on(fleet, run, host, commit):
 
 
 # restore_files (test_fleet_backups) keeps the uploads it replaced as /app/uploads.pre_restore_<UTC>, inside the
-# app's git tree and not ignored: with the default include_untracked the rollback then refuses the "dirty" tree
-# (an open question between the two roles, see docs/staging.md). Only tracked changes count here.
-ROLLBACK = {"rollback_include_untracked": False}
+# app's git tree: the rollback runs with its defaults and must not count that copy as a dirty tree.
+ROLLBACK = {}
 
 
 def test_rollback_moves_every_app_host_or_the_one_limited_to_the_previous_tag(fleet, released):

@@ -108,6 +108,16 @@ def test_plan_refuses_dirty_tree_listing_files(fake_runner):
     assert exc.value.details["dirty_files"] == [" M src/server.js", "?? debug.log"]
 
 
+def test_the_collections_own_kept_copies_do_not_make_the_tree_dirty(fake_runner):
+    """restore_files' snapshot and kept .env sit in the app directory; an untracked look-alike still counts."""
+    repo_rules(fake_runner, status="?? uploads.pre_restore_20261202T155000Z/avatars/a.jpg\x00"
+                                   "?? .env.pre_restore_20261202T155000Z\x00"
+                                   "?? uploads.pre_restore_20261202T155000Z.partial/b.jpg\x00"
+                                   "?? notes.pre_restore_draft.txt\x00 M .env.pre_restore_20261202T155000Z\x00")
+    dirty = release.dirty_files(fake_runner, "git", "/app")
+    assert [e["path"] for e in dirty] == ["notes.pre_restore_draft.txt", ".env.pre_restore_20261202T155000Z"]
+
+
 def test_untracked_files_can_be_ignored(fake_runner):
     repo_rules(fake_runner)
     release.dirty_files(fake_runner, "git", "/app", include_untracked=False)
