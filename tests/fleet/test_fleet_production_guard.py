@@ -48,7 +48,8 @@ def test_destructive_playbook_refuses_without_confirm(fleet, production, playboo
     message = " ".join(str(r.get("msg", "")) for r in run.task_results("Refuse the production group"))
     assert "refused: production-app-1 is in the production group" in message, run.stdout[-3000:]
     assert refusal in message and "re-run with -e confirm=production-db-1 (the db host's inventory name)" in message
-    assert run.changed == 0
+    assert run.changed == 0, [e["event_data"]["task"] for e in run.events
+                              if e.get("event") == "runner_on_ok" and e["event_data"]["res"].get("changed")]
     assert app_state(fleet) == before
     status, _body = fleet.http("staging-app-1")
     assert status == 200

@@ -75,6 +75,9 @@ def assert_finished(box, run, record, expected):
     assert box.pm2_process()["pm2_env"]["status"] == "online"
     assert len(new_preserved(box, stamp)) == 1, new_preserved(box, stamp)
     run_dir = os.path.join(box["hb_run_root"], "%s-recover-db" % stamp)
+    assert os.path.exists(os.path.join(run_dir, "recovery.json")), (  # seen once in CI: say what was there
+        sorted(os.listdir(box["hb_run_root"])), sorted(os.listdir(run_dir)) if os.path.isdir(run_dir) else None,
+        run.stdout[-6000:])
     done = h.read_json(os.path.join(run_dir, "recovery.json"))
     assert done["status"] == "ok" and done["interrupted"] is True, done
     assert h.read_json(os.path.join(run_dir, "run.json"))["state"] == "ended"
