@@ -11,6 +11,7 @@ runbook's ``pg_restore -c`` after a safety dump of the live database.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -106,6 +107,64 @@ def inspect_dump(path, checksum=True):
         with open(meta_path, encoding="utf-8") as fh:
             info["meta"] = json.load(fh)
     return info
+
+
+class PreflightError(Exception):
+    """A pre-flight refusal (nothing was changed); ``msg`` says why."""
+
+    def __init__(self, msg):
+        super().__init__(msg)
+        self.msg = msg
+
+
+def resolve_dump(dump, backup_dir):
+    """``latest``, a file name under ``<backup_dir>/dumps``, or a path."""
+    if dump == "latest":
+        found = sorted(glob.glob(os.path.join(backup_dir, "dumps", "*.dump")))
+        return found[-1] if found else os.path.join(backup_dir, "dumps", "<none>.dump")
+    if os.sep in dump:
+        return dump
+    return os.path.join(backup_dir, "dumps", dump)
+
+
+def preflight(runner, server, plan, backup_dir, db, defer_checksum=False, count_rows=True):
+    """Read-only checks of a dump restore, filling ``plan``; returns ``(info, rows_before)``. Raises PreflightError.
+
+    The dump exists and matches its sha256 (or, with ``defer_checksum``, leaves that to a ChecksumThread beside
+    the restore); its TOC is listed, after a full read unless the restore into the scratch database will be one
+    (beside, checksum vouched); the database exists, the run's names are free, the disk holds the copies.
+    """
+    dump, names, strategy = plan["dump"], plan["databases"], plan["strategy"]
+    info = inspect_dump(dump, checksum=not defer_checksum)
+    plan["checksum"], plan["meta"] = info["checksum"], info["meta"]
+    if info["problems"]:
+        found = sorted(os.path.basename(f) for f in glob.glob(os.path.join(backup_dir, "dumps", "*.dump")))
+        raise PreflightError("; ".join(info["problems"]) + "; dumps in %s/dumps: %s"
+                             % (backup_dir, ", ".join(found) or "none"))
+    try:
+        vouched = strategy == "beside" and info["checksum"] in ("ok", "deferred")
+        plan["read_in_full"] = ("by the restore into %s, before anything live changes (checksum ok)" % names["scratch"]
+                                if vouched else "pre-flight")
+        plan["toc_tables"] = read_dump(runner, server.bin("pg_restore"), dump, full=not vouched)
+        if not database_exists(server, db):
+            raise PreflightError("database %s does not exist on port %s" % (db, server.port))
+        taken = [n for n in names.values() if database_exists(server, n)]
+        if taken:
+            raise PreflightError("database(s) %s already exist; use a new run_stamp" % ", ".join(taken))
+        live = server.query("SELECT json_build_object('size', pg_database_size(%s), 'data_dir', "
+                            "current_setting('data_directory'))" % quote_literal(db))
+        rows_before = counts(server, db) if count_rows else None
+    except (ExecError, CommandError) as exc:
+        raise PreflightError(getattr(exc, "msg", str(exc))) from None
+    st = os.statvfs(live["data_dir"] if os.path.isdir(live["data_dir"]) else "/")
+    free = st.f_bavail * st.f_frsize
+    needed = (live["size"] if strategy == "beside" else 0) + info["size"] * 2 + 64 * 2 ** 20
+    plan["disk"] = {"free": free, "needed": needed, "live_db_size": live["size"], "dump_size": info["size"]}
+    if free < needed:
+        hint = "; strategy in_place needs less" if strategy == "beside" else ""
+        raise PreflightError("not enough free disk for a %s restore: %d MB free, %d MB needed%s" % (
+            strategy, free // 2 ** 20, needed // 2 ** 20, hint))
+    return info, rows_before
 
 
 def read_dump(runner, pg_restore, path, full=True):

@@ -90,7 +90,6 @@ steps:
   elements: dict
 """
 
-import glob
 import os
 
 from ansible.module_utils.basic import AnsibleModule
@@ -98,16 +97,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.healthbutler.recovery.plugins.module_utils import pg_restore_run as pr
 from ansible_collections.healthbutler.recovery.plugins.module_utils.common_options import postgres_server
 from ansible_collections.healthbutler.recovery.plugins.module_utils.pitr_exec import ExecError, PgServer
-from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner, CommandError
-
-
-def resolve_dump(dump, backup_dir):
-    if dump == "latest":
-        found = sorted(glob.glob(os.path.join(backup_dir, "dumps", "*.dump")))
-        return found[-1] if found else os.path.join(backup_dir, "dumps", "<none>.dump")
-    if os.sep in dump:
-        return dump
-    return os.path.join(backup_dir, "dumps", dump)
+from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner
 
 
 def main():
@@ -133,7 +123,7 @@ def main():
     names = {"scratch": "%s_restore_%s" % (db, stamp), "preserved": "%s_pre_restore_%s" % (db, stamp),
              "failed": "%s_failed_restore_%s" % (db, stamp)}
     jobs = p["jobs"] or os.cpu_count() or 1
-    dump = resolve_dump(p["dump"], p["backup_dir"])
+    dump = pr.resolve_dump(p["dump"], p["backup_dir"])
     safety = os.path.join(p["safety_dump_dir"] or os.path.dirname(dump), "%s_pre_restore_%s.dump" % (db, stamp))
     plan = {"dump": dump, "strategy": p["strategy"], "jobs": jobs, "databases": names, "safety_dump": safety}
 
@@ -152,41 +142,14 @@ def main():
     # -- pre-flight (every state) ------------------------------------------------------------
     # Restoring beside, the sha256 of the dump (checked by the pre-flight, while the app served) is checked again
     # beside the restore, before the swap, instead of before the restore on the downtime path.
-    overlap = p["state"] == "restored" and p["strategy"] == "beside" and not module.check_mode
-    info = pr.inspect_dump(dump, checksum=not overlap)
-    plan["checksum"] = info["checksum"]
-    plan["meta"] = info["meta"]
-    if info["problems"]:
-        found = sorted(os.path.basename(f) for f in glob.glob(os.path.join(p["backup_dir"], "dumps", "*.dump")))
-        module.fail_json(msg="; ".join(info["problems"]) + "; dumps in %s/dumps: %s"
-                         % (p["backup_dir"], ", ".join(found) or "none"), plan=plan)
+    read_only = p["state"] == "planned" or module.check_mode
     try:
-        # Beside, the restore into the scratch database reads the dump in full before anything live changes;
-        # without a matching checksum, or in place (destructive), the pre-flight reads it in full first.
-        vouched = p["strategy"] == "beside" and info["checksum"] in ("ok", "deferred")
-        plan["read_in_full"] = ("by the restore into %s, before anything live changes (checksum ok)" % names["scratch"]
-                                if vouched else "pre-flight")
-        plan["toc_tables"] = pr.read_dump(runner, server.bin("pg_restore"), dump,
-                                          full=plan["read_in_full"] == "pre-flight")
-        if not pr.database_exists(server, db):
-            module.fail_json(msg="database %s does not exist on port %s" % (db, p["pg_port"]), plan=plan)
-        taken = [n for n in names.values() if pr.database_exists(server, n)]
-        if taken:
-            module.fail_json(msg="database(s) %s already exist; use a new run_stamp" % ", ".join(taken), plan=plan)
-        live = server.query("SELECT json_build_object('size', pg_database_size(%s), 'data_dir', "
-                            "current_setting('data_directory'))" % pr.quote_literal(db))
-        rows_before = pr.counts(server, db) if p["state"] == "planned" or module.check_mode else None
-    except (ExecError, CommandError) as exc:
-        module.fail_json(msg=getattr(exc, "msg", str(exc)), plan=plan)
-    st = os.statvfs(live["data_dir"] if os.path.isdir(live["data_dir"]) else "/")
-    free = st.f_bavail * st.f_frsize
-    needed = (live["size"] if p["strategy"] == "beside" else 0) + info["size"] * 2 + 64 * 2 ** 20
-    plan["disk"] = {"free": free, "needed": needed, "live_db_size": live["size"], "dump_size": info["size"]}
-    if free < needed:
-        module.fail_json(msg="not enough free disk for a %s restore: %d MB free, %d MB needed%s" % (
-            p["strategy"], free // 2 ** 20, needed // 2 ** 20,
-            "; strategy in_place needs less" if p["strategy"] == "beside" else ""), plan=plan)
-    if p["state"] == "planned" or module.check_mode:
+        info, rows_before = pr.preflight(runner, server, plan, p["backup_dir"], db,
+                                         defer_checksum=not read_only and p["strategy"] == "beside",
+                                         count_rows=read_only)
+    except pr.PreflightError as exc:
+        module.fail_json(msg=exc.msg, plan=plan)
+    if read_only:
         module.exit_json(changed=False, plan=plan, rows_before=rows_before)
 
     # -- the restore ------------------------------------------------------------------------------

@@ -152,3 +152,43 @@ def test_preserved_copies_are_found_by_exact_name_and_age(tmp_path):
     now = dt.datetime(2026, 11, 28, tzinfo=dt.timezone.utc)
     aged = preserved.older_than(items + dbs, now, 7)
     assert [(a["remove"], a["age_days"]) for a in aged] == [(False, 1.0), (True, 27.0), (True, 27.0)]
+
+
+def preflight_case(fake_runner, tmp_path, strategy, taken=False):
+    dump = tmp_path / "dumps" / "x.dump"
+    dump.parent.mkdir()
+    dump.write_bytes(b"PGDMP fake archive")
+    (tmp_path / "dumps" / "x.dump.sha256").write_text(hashlib.sha256(dump.read_bytes()).hexdigest() + "  x.dump\n")
+    fake_runner.add(r"pg_restore --list", stdout="3; 2615 16390 TABLE DATA public users hb\n")
+    fake_runner.add(r"pg_restore -f /dev/null", stdout="")
+    fake_runner.add(r"datname = 'hb'\)", stdout="true")
+    fake_runner.add(r"EXISTS \(SELECT 1 FROM pg_database", stdout="true" if taken else "false")
+    fake_runner.add(r"pg_database_size", stdout=json.dumps({"size": 1024, "data_dir": str(tmp_path)}))
+    fake_runner.add(r"query_to_xml", stdout='{"public.users": 1}')
+    plan = {"dump": str(dump), "strategy": strategy, "databases": NAMES}
+    return plan, lambda **kw: pr.preflight(fake_runner, server(fake_runner), plan, str(tmp_path), "hb", **kw)
+
+
+def test_preflight_beside_with_a_checksum_leaves_the_full_read_to_the_restore(fake_runner, tmp_path):
+    plan, run = preflight_case(fake_runner, tmp_path, "beside")
+    info, rows = run()
+    assert info["checksum"] == "ok" and rows == {"public.users": 1} and plan["toc_tables"] == ["public.users"]
+    assert plan["read_in_full"].startswith("by the restore into hb_restore_S")
+    assert not [c for c in fake_runner.calls if "/dev/null" in c["argv"]]
+
+
+def test_preflight_in_place_reads_in_full_and_a_deferred_checksum_counts_nothing(fake_runner, tmp_path):
+    plan, run = preflight_case(fake_runner, tmp_path, "in_place")
+    info, rows = run(defer_checksum=True, count_rows=False)
+    assert info["checksum"] == "deferred" and rows is None and plan["read_in_full"] == "pre-flight"
+    assert [c for c in fake_runner.calls if "/dev/null" in c["argv"]]
+
+
+def test_preflight_refuses_taken_names_and_a_missing_dump(fake_runner, tmp_path):
+    _plan, run = preflight_case(fake_runner, tmp_path, "beside", taken=True)
+    with pytest.raises(pr.PreflightError, match="already exist; use a new run_stamp"):
+        run()
+    missing = {"dump": str(tmp_path / "dumps" / "nope.dump"), "strategy": "beside", "databases": NAMES}
+    with pytest.raises(pr.PreflightError, match="does not exist; dumps in .*: x.dump"):
+        pr.preflight(fake_runner, server(fake_runner), missing, str(tmp_path), "hb")
+    assert pr.resolve_dump("latest", str(tmp_path)).endswith("dumps/x.dump")
