@@ -106,10 +106,22 @@ bench: sandbox
 
 # The main job: bootstrap, sandbox up, drill the whole scenario catalogue, print the table.
 # DRILL_ARGS passes extra options, e.g. DRILL_ARGS="-e '{\"drill_scenarios\":[\"app_crash\",\"db_down\"]}'"
+# DRILL_INVENTORY=staging drills the staging fleet instead (make staging first, or let this bring it up).
 DRILL_STAMP := $(shell date -u +%Y%m%dT%H%M%SZ)
+DRILL_INVENTORY ?= sandbox
+ifeq ($(DRILL_INVENTORY),staging)
+DRILL_NEEDS = staging
+DRILL_INVENTORY_ARGS = -i $(STAGING_DIR)/inventory.yml
+DRILL_RUN_DIR ?= $(CURDIR)/.drills/$(DRILL_STAMP)-drill
+else ifeq ($(DRILL_INVENTORY),sandbox)
+DRILL_NEEDS = sandbox
+DRILL_INVENTORY_ARGS =
 DRILL_RUN_DIR ?= $(CURDIR)/.sandbox/runs/$(DRILL_STAMP)-drill
+else
+$(error DRILL_INVENTORY=$(DRILL_INVENTORY): valid are sandbox (the default) and staging)
+endif
 .PHONY: drill
-drill: sandbox
-	@rc=0; HB_RUN_DIR=$(DRILL_RUN_DIR) ansible-playbook playbooks/drill.yml -e drill_run_dir=$(DRILL_RUN_DIR) \
-		$(DRILL_ARGS) || rc=$$?; echo; cat $(DRILL_RUN_DIR)/table.txt 2>/dev/null; \
+drill: $(DRILL_NEEDS)
+	@rc=0; mkdir -p $(DRILL_RUN_DIR); HB_RUN_DIR=$(DRILL_RUN_DIR) ansible-playbook $(DRILL_INVENTORY_ARGS) playbooks/drill.yml \
+		-e drill_run_dir=$(DRILL_RUN_DIR) $(DRILL_ARGS) || rc=$$?; echo; cat $(DRILL_RUN_DIR)/table.txt 2>/dev/null; \
 		echo "HTML report: $(DRILL_RUN_DIR)/drill.html"; exit $$rc

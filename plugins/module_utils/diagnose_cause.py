@@ -14,6 +14,11 @@ from __future__ import annotations
 # Probe failures that say "busy", not "refused": a lock or our own connection slot, not the users' loss.
 TRANSIENT = ("lock_timeout", "statement_timeout", "too_many_connections")
 WRITE_REFUSALS = ("read_only", "in_recovery", "disk_full", "wraparound")
+# Probe failures that say "cannot reach the server"; of them, the ones a cut network gives.
+CANNOT_REACH = ("refused", "unreachable", "timeout", "name_not_found")
+NETWORK_CUT = ("unreachable", "timeout")
+# Findings on the db host that explain a slow read there, not on the wire.
+DB_HOST_SLOW = ("db_slow_statements", "db_locks_waiting", "host_cpu_high")
 
 PLAYBOOK_RESTORE_FILES = "healthbutler.recovery.restore_files"
 PLAYBOOK_ROLLBACK = "healthbutler.recovery.rollback"
@@ -23,7 +28,8 @@ PLAYBOOK_RECOVER_DB = "healthbutler.recovery.recover_db"
 
 REASON_WORDS = {
     "authentication": "authentication fails", "name_not_found": "the host name is not found",
-    "refused": "the connection is refused", "timeout": "the connection times out",
+    "refused": "the connection is refused", "unreachable": "there is no route to the host",
+    "timeout": "the connection times out",
     "read_only": "the transaction is read-only", "in_recovery": "the server is in recovery",
     "disk_full": "the disk is full", "wraparound": "it refuses commands to avoid transaction ID wraparound",
     "too_many_connections": "no connection slot is left", "lock_timeout": "it waits for a lock",
@@ -279,7 +285,7 @@ def _disk_full(pairs, t):
 
 def _unreachable(app_host, app, pairs):
     for kind, key, probe, reason in _failing_dependencies(app):
-        if reason not in ("refused", "timeout", "name_not_found"):
+        if reason not in CANNOT_REACH:
             continue
         error = _probe_error(kind, probe)
         if kind == "database":
@@ -310,8 +316,98 @@ def _unreachable(app_host, app, pairs):
     return None
 
 
-def causes(pairs, t):
-    """The likely causes, best first: [{id, line, summary, evidence, playbook, manual, host}]."""
+def _failing_probe(app, kind):
+    """(target, reason, error) of the app's ``kind`` probe ("database" or "redis") when it fails, else None."""
+    for k, _key, probe, reason in _failing_dependencies(app):
+        if k == kind:
+            return probe.get("target"), reason, _probe_error(k, probe)
+    return None
+
+
+def _cut_from(pairs, kind, server_host):
+    """[(app host, target, reason, error)]: app hosts other than ``server_host`` whose ``kind`` probe hits a cut."""
+    out = []
+    for app_host, app in _by_section(pairs, "app"):
+        failed = _failing_probe(app, kind)
+        if app_host != server_host and failed and failed[1] in NETWORK_CUT:
+            out.append((app_host,) + failed)
+    return out
+
+
+def _app_hosts(names):
+    """"app host a" or "app hosts a, b"."""
+    names = list(names)
+    return "app host%s %s" % ("s" if len(names) > 1 else "", ", ".join(names))
+
+
+def _network_partition(pairs):
+    """The app's database (or Redis) probe hits no route or a timeout from app host(s) while the server is up."""
+    pg_host, pg = _first(pairs, "postgres")
+    cut = _cut_from(pairs, "database", pg_host) if pg and (pg.get("up") or pg.get("query_ok")) else []
+    if cut:
+        up = "PostgreSQL on %s is up (pg_isready: %s%s)" % (
+            pg_host, pg.get("pg_isready"), "; the monitoring role's query answers" if pg.get("query_ok") else "")
+        return _partition_cause("database", cut, pg_host, up)
+    cache_host, cache = _first(pairs, "redis")
+    cut = _cut_from(pairs, "redis", cache_host) if cache and cache.get("ping") else []
+    if cut:
+        return _partition_cause("redis", cut, cache_host, "Redis on %s answers PING" % cache_host)
+    return None
+
+
+def _partition_cause(kind, cut, server_host, server_up):
+    apps = _app_hosts(c[0] for c in cut)
+    server = "%s host %s" % ("db" if kind == "database" else "cache", server_host)
+    failures = "; ".join("from %s at %s: %s (%s)" % (h, to, REASON_WORDS[reason], " ".join(error.split())[:160])
+                         for h, to, reason, error in cut)
+    line = "The network between %s and %s is cut: the app's %s cannot be reached %s; %s" % (
+        apps, server, "database" if kind == "database" else "Redis", failures, server_up)
+    then = ("then %s verifies (and restarts an app that did not reconnect)" % PLAYBOOK_DB if kind == "database"
+            else "then verify /health (healthbutler.recovery.diagnose)")
+    manual = ("restore the route/firewall between %s and %s (ip route, iptables/nft, security group) to %s; the "
+              "app reconnects by itself, no restart needed; %s" % (apps, server, cut[0][1], then))
+    evidence = {"kind": kind, "from": [c[0] for c in cut], "to": cut[0][1], "server_host": server_host,
+                "reasons": {c[0]: c[2] for c in cut}, "server_up": True}
+    return _cause("network_partition", line, evidence, manual=manual, host=cut[0][0])
+
+
+def _slow_reads(pairs, db_host, t):
+    """[(app host, user, time_s)]: app hosts other than ``db_host`` whose database read took over db_round_trip_s."""
+    out = []
+    for app_host, app in _by_section(pairs, "app"):
+        db = _users(app).get("db") or {}
+        read = db.get("read") or {}
+        if app_host != db_host and read.get("ok") and (read.get("time_s") or 0) > t["db_round_trip_s"]:
+            out.append((app_host, db.get("user"), read["time_s"]))
+    return out
+
+
+def _network_latency(pairs, t, findings):
+    """The app's read is slow from the app host(s) while the db host shows nothing slow of its own."""
+    pg_host, pg = _first(pairs, "postgres")
+    slow = _slow_reads(pairs, pg_host, t) if pg and pg.get("query_ok") else []
+    ids = {f["id"] for f in findings or ()}
+    if not slow or not ids & {"app_db_round_trip_slow", "app_slow_response"}:
+        return None
+    if any(f["id"] in DB_HOST_SLOW and f.get("host") in (pg_host, None) for f in findings):
+        return None
+    reads = ", ".join("%.2f s from %s" % (time_s, h) for h, _u, time_s in slow)
+    apps = _app_hosts(r[0] for r in slow)
+    line = ("The network between %s and db host %s is slow: a read as %s took %s (threshold %s s); on %s no "
+            "statement ran long, no lock waits, CPU not busy" % (
+                apps, pg_host, slow[0][1], reads, t["db_round_trip_s"], pg_host))
+    manual = ("check the link between %s and db host %s, not the database: qdisc/netem (tc qdisc show), MTU "
+              "(ping -M do -s 1472), congestion or packet loss (mtr)" % (apps, pg_host))
+    evidence = {"from": [r[0] for r in slow], "db_host": pg_host, "read_s": {h: time_s for h, _u, time_s in slow},
+                "threshold_s": t["db_round_trip_s"]}
+    return _cause("network_latency", line, evidence, manual=manual, host=slow[0][0])
+
+
+def causes(pairs, t, findings=None):
+    """The likely causes, best first: [{id, line, summary, evidence, playbook, manual, host}].
+
+    ``findings`` (classify's) let ``network_latency`` rule out a db host that is slow by itself.
+    """
     out = []
     app_host, app = _first(pairs, "app")
     candidates = []
@@ -319,8 +415,14 @@ def causes(pairs, t):
         candidates += [_port_held(app_host, app), _config_changed(app_host, app), _credentials(app_host, app, pairs)]
     candidates.append(_refuses_writes(app_host, app, pairs, t))
     candidates.append(_disk_full(pairs, t))
+    partition = _network_partition(pairs)
+    candidates.append(partition)
     if app is not None:
-        candidates.append(_unreachable(app_host, app, pairs))
+        unreachable = _unreachable(app_host, app, pairs)
+        # The same failed probe, read as a partition: not also a generic "fix the URL or route".
+        if not (partition and unreachable and unreachable["evidence"]["to"] == partition["evidence"]["to"]):
+            candidates.append(unreachable)
+    candidates.append(_network_latency(pairs, t, findings))
     for c in candidates:
         if c and c["id"] not in [o["id"] for o in out]:
             out.append(c)

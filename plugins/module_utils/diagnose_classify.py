@@ -113,6 +113,11 @@ def rules_app(app, t):
         out.append(("app_slow_response", "p95 of %s probes of %s is %.2f s (threshold %s s)" % (
             latency["samples"], (app.get("health") or {}).get("url"), p95, t["response_time_s"]), latency))
     db = (app.get("users") or {}).get("db") or {}
+    read = db.get("read") or {}
+    if read.get("ok") and (read.get("time_s") or 0) > t["db_round_trip_s"]:
+        out.append(("app_db_round_trip_slow", "the app's read as %s at %s took %.2f s (threshold %s s)" % (
+            db.get("user"), db.get("target"), read["time_s"], t["db_round_trip_s"]),
+            {"target": db.get("target"), "user": db.get("user"), "read": read}))
     for kind, fid in (("read", "users_read_failing"), ("write", "users_write_failing")):
         part = db.get(kind)
         if part and not part.get("ok") and part.get("reason") not in diagnose_cause.TRANSIENT:
@@ -308,7 +313,7 @@ def classify(facts, elapsed_minutes=0, thresholds=None):
     impact = diagnose_cause.impact(pairs, t)
     if findings and impact["level"] and policy.severity_rank(impact["level"]) < policy.severity_rank(severity):
         severity = impact["level"]
-    causes = diagnose_cause.causes(pairs, t) if findings else []
+    causes = diagnose_cause.causes(pairs, t, findings) if findings else []
     cause = causes[0] if causes else (diagnose_cause.cause_unknown(pairs, findings) if findings else None)
     next_playbook = findings[0]["next_playbook"] if findings else None
     if cause and cause["id"] != "unknown":

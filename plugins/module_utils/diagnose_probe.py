@@ -32,6 +32,9 @@ DEFAULT_READ_SQL = "SELECT id FROM health_data ORDER BY id DESC LIMIT 1"
 DEFAULT_WRITE_SQL = ("INSERT INTO health_data (user_id, metric, value) "
                      "SELECT id, 'diagnose_probe', 0 FROM users ORDER BY id LIMIT 1")
 
+# No route from this host to the server (libpq, redis-cli, Node's errno): the network, not the server.
+UNREACHABLE = r"No route to host|Network is unreachable|\bEHOSTUNREACH\b|\bENETUNREACH\b"
+
 # Why a statement or connection as the app's user failed, from libpq/PostgreSQL's message.
 # Order matters: the first match wins.
 DB_ERROR_REASONS = (
@@ -50,7 +53,8 @@ DB_ERROR_REASONS = (
     ("name_not_found", re.compile(r"could not translate host name|Name or service not known|"
                                   r"Temporary failure in name resolution", re.IGNORECASE)),
     ("refused", re.compile(r"Connection refused", re.IGNORECASE)),
-    ("timeout", re.compile(r"timeout expired|timed out|No route to host|Network is unreachable", re.IGNORECASE)),
+    ("unreachable", re.compile(UNREACHABLE, re.IGNORECASE)),
+    ("timeout", re.compile(r"timeout expired|timed out", re.IGNORECASE)),
     ("no_database", re.compile(r"database \S+ does not exist", re.IGNORECASE)),
     ("permission", re.compile(r"permission denied", re.IGNORECASE)),
 )
@@ -60,6 +64,7 @@ REDIS_ERROR_REASONS = (
     ("name_not_found", re.compile(r"Name or service not known|Could not resolve|nodename nor servname|"
                                   r"Temporary failure in name resolution", re.IGNORECASE)),
     ("refused", re.compile(r"Connection refused", re.IGNORECASE)),
+    ("unreachable", re.compile(UNREACHABLE, re.IGNORECASE)),
     ("timeout", re.compile(r"timed out|timeout", re.IGNORECASE)),
     ("read_only", re.compile(r"READONLY", re.IGNORECASE)),
     ("disk_full", re.compile(r"MISCONF|No space left", re.IGNORECASE)),

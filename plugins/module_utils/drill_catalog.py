@@ -38,6 +38,7 @@ ROWS_BACK_SQL = (
 
 SCENARIOS = {
     "app_crash": {
+        "scope": "app",
         "fault": "app_stop",
         "description": "The app is stopped in PM2 (pm2 stop): nothing answers on the app port.",
         "runbook_scenario": 1, "expected_p_level": "P0",
@@ -47,6 +48,7 @@ SCENARIOS = {
         "probe": "app",
     },
     "app_crash_loop": {
+        "scope": "app",
         "fault": "app_crash_loop",
         "description": "The app process is killed (SIGKILL) as soon as PM2 restarts it, until PM2 gives up (errored).",
         "runbook_scenario": 1, "expected_p_level": "P0",
@@ -76,6 +78,7 @@ SCENARIOS = {
         "probe": "app",
     },
     "memory_leak": {
+        "scope": "app",
         "fault": "app_heap",
         "description": "The app's heap grows until V8 runs out of memory (sandbox /debug/allocate).",
         "runbook_scenario": 3, "expected_p_level": "P1",
@@ -137,6 +140,7 @@ SCENARIOS = {
         "rpo_cutoff": "restore_point",
     },
     "bad_release": {
+        "scope": "app",
         "fault": "bad_release",
         "description": "A release whose /health answers 500 is built and deployed from a new tag.",
         "runbook_scenario": 1, "expected_p_level": "P1",
@@ -146,6 +150,7 @@ SCENARIOS = {
         "probe": "app",
     },
     "uploads_lost": {
+        "scope": "app",
         "fault": "uploads_lost",
         "description": "Uploaded files are deleted (moved into the drill directory) and one is changed.",
         "runbook_scenario": 5, "expected_p_level": "P2",
@@ -169,6 +174,31 @@ SCENARIOS = {
         "evidence_fact": "corrupted_dump",
     },
 }
+
+SCENARIOS.update({
+    "network_partition": {
+        "fault": "net_partition",
+        "description": "The app hosts lose their route to the db host (ip route unreachable on each app host); "
+                       "PostgreSQL stays up on its own host. Healed, the app reconnects without a restart.",
+        "runbook_scenario": 2, "expected_p_level": "P0", "expected_cause": ["network_partition"],
+        "needs": "separate_hosts", "heal": True,
+        "recovery": {"playbook": "recover_db_connection.yml", "vars": {}},
+        "effect": {"kind": "http", "path": "/health", "status": [503], "body_regex": "EHOSTUNREACH|ENETUNREACH",
+                   "describe": "/health answers 503: the app host has no route to the database"},
+        "probe": "app",
+    },
+    "network_latency": {
+        "fault": "net_latency",
+        "description": "The db host's link is slowed for PostgreSQL's replies (tc on its interface: netem delay "
+                       "where the kernel has it, else an htb class throttled to a few kbit/s).",
+        "runbook_scenario": 4, "expected_p_level": "P3", "expected_cause": ["network_latency"],
+        "needs": "separate_hosts", "heal": True,
+        "recovery": {"playbook": "triage_performance.yml", "vars": {}},
+        "effect": {"kind": "http", "path": "/health", "status": [200], "slower_than_s": 1.0,
+                   "describe": "/health through an app host takes over a second"},
+        "probe": "app",
+    },
+})
 
 DEFAULT_ORDER = list(SCENARIOS)
 

@@ -38,14 +38,20 @@ def _epoch(text):
 
 
 def look_http(spec, fetch=http_probe):
-    """Seen when the answer's status is one of ``status`` (0: nothing answered) and its body matches."""
+    """Seen when the answer's status is one of ``status`` (0: nothing answered) and its body matches.
+
+    With ``slower_than_s`` the answer must also have taken longer than that (a slow link, not a failure).
+    """
     res = fetch(spec["url"], timeout=spec.get("timeout", 5), method=spec.get("method", "GET"),
                 body=spec.get("body"))
     wanted = [int(s) for s in spec.get("status") or []]
     body_ok = not spec.get("body_regex") or re.search(spec["body_regex"], res.get("body") or "") is not None
-    seen = (not wanted or res["status"] in wanted) and body_ok
+    slow = spec.get("slower_than_s")
+    slow_ok = slow is None or (res.get("time_total_s") or 0) > float(slow)
+    seen = (not wanted or res["status"] in wanted) and body_ok and slow_ok
     answer = "no answer (%s)" % res["error"] if res["status"] == 0 else "%s %s" % (res["status"], res["body"][:200])
-    return seen, "%s %s: %s" % (spec.get("method", "GET"), redact_text(spec["url"]), answer)
+    took = " in %.2f s" % res["time_total_s"] if slow is not None and res.get("time_total_s") is not None else ""
+    return seen, "%s %s: %s%s" % (spec.get("method", "GET"), redact_text(spec["url"]), answer, took)
 
 
 def look_sql(spec, runner, conn):

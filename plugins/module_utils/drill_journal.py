@@ -13,7 +13,8 @@ import os
 from ansible_collections.healthbutler.recovery.plugins.module_utils import drill_measure as measure
 from ansible_collections.healthbutler.recovery.plugins.module_utils.drill_targets import targets_for
 
-STEPS = ("prepare", "steady_before", "writer", "inject", "effect", "detect", "recover", "steady_after", "rollback")
+STEPS = ("prepare", "steady_before", "writer", "inject", "effect", "detect", "heal", "recover", "steady_after",
+         "rollback")
 # The verdicts a scenario can get. injection_failed: the fault never took hold (nothing graded);
 # proved: an inject-only run saw the fault and got the steady state back after the rollback.
 VERDICTS = ("passed", "failed", "aborted", "injection_failed", "proved", "unavailable")
@@ -127,6 +128,13 @@ def evaluate(scenario, marks, statuses, details=None, detection=None, recovery=N
                     detection.get("scenarios") or "none", scenario.get("runbook_scenario")))
             if not detection["p_level_match"]:
                 deviations.append("classified %s, expected %s" % (detection.get("p_level") or "none", p_level))
+            expected_cause = scenario.get("expected_cause")
+            if expected_cause:
+                cause = detection.get("cause") or {}
+                detection["cause_match"] = cause.get("id") in expected_cause
+                if not detection["cause_match"]:
+                    deviations.append("cause %s (%s), expected %s" % (
+                        cause.get("id") or "none", (cause.get("line") or "")[:200], " or ".join(expected_cause)))
             if targets and ttd is not None and ttd > targets["response_s"]:
                 deviations.append("time to detect %.0f s over the %s response target %d s"
                                   % (ttd, p_level, targets["response_s"]))
@@ -168,6 +176,11 @@ def evaluate(scenario, marks, statuses, details=None, detection=None, recovery=N
     cutoff = facts.get("cutoff_epoch") if scenario.get("rpo_cutoff") else None
     entry["writes"] = measure.write_summary(writes, since=measure.parse_iso(entry["injected_at"])
                                             if entry["injected_at"] else None)
+    if scenario.get("scope") == "app" and facts.get("fault_app_hosts"):
+        entry["blast_radius"] = {"faulted": facts["fault_app_hosts"],
+                                 "spared": sorted(set(entry["writes"].get("by_host") or {}) -
+                                                  set(facts["fault_app_hosts"]))}
+        deviations.extend(measure.blast_radius(entry["writes"], facts["fault_app_hosts"]))
     entry["rpo"] = measure.rpo(writes, present_ids, cutoff=cutoff) if present_ids is not None else None
     if entry["rpo"] is None and measure.acknowledged(writes):
         deviations.append("RPO not measured: the acknowledged rows could not be read after recovery")

@@ -35,7 +35,7 @@ def parse_writes(text):
             continue
         if isinstance(rec, dict) and "t" in rec:
             writes.append({"t": float(rec["t"]), "status": int(rec.get("status") or 0), "id": rec.get("id"),
-                           "ms": rec.get("ms")})
+                           "ms": rec.get("ms"), "host": rec.get("host") or ""})
     return sorted(writes, key=lambda w: w["t"])
 
 
@@ -70,9 +70,7 @@ def outages(writes):
     return runs
 
 
-def write_summary(writes, since=None):
-    """Counts and downtime of the attempts at or after ``since``."""
-    scoped = [w for w in writes if since is None or w["t"] >= since]
+def _host_summary(scoped):
     runs = outages(scoped)
     return {
         "attempts": len(scoped), "acknowledged": len(acknowledged(scoped)),
@@ -81,6 +79,35 @@ def write_summary(writes, since=None):
         "outages": [{"start": iso(r["start"]), "end": iso(r["end"]), "failed": r["failed"],
                      "duration_s": round(r["end"] - r["start"], 3)} for r in runs],
     }
+
+
+def write_summary(writes, since=None):
+    """Counts and downtime of the attempts at or after ``since``.
+
+    Writes spread over several app hosts are judged per host (``by_host``): an outage is a run of failed
+    writes through one host, and the downtime is that of the host that was down longest.
+    """
+    scoped = [w for w in writes if since is None or w["t"] >= since]
+    hosts = sorted({w.get("host") or "" for w in scoped})
+    if len(hosts) <= 1:
+        return _host_summary(scoped)
+    by_host = {h: _host_summary([w for w in scoped if (w.get("host") or "") == h]) for h in hosts}
+    worst = max(hosts, key=lambda h: by_host[h]["downtime_s"])
+    out = dict(by_host[worst], attempts=len(scoped), acknowledged=len(acknowledged(scoped)),
+               failed=sum(1 for w in scoped if not is_acknowledged(w)))
+    out["by_host"] = {h: {k: v for k, v in s.items() if k != "outages"} for h, s in by_host.items()}
+    out["worst_host"] = worst
+    return out
+
+
+def blast_radius(summary, faulted):
+    """Deviations when app hosts the fault did not touch failed writes: ``[str]`` (empty: contained)."""
+    out = []
+    for host, part in sorted((summary or {}).get("by_host", {}).items()):
+        if host not in faulted and part["failed"]:
+            out.append("blast radius: %s (not faulted) failed %d of %d write(s), down %.1f s" % (
+                host, part["failed"], part["attempts"], part["downtime_s"]))
+    return out
 
 
 def rpo(writes, present_ids, cutoff=None):

@@ -29,10 +29,12 @@ def utc_now():
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def playbook_argv(ansible_playbook, playbook, inventories, extra_vars_file=None):
+def playbook_argv(ansible_playbook, playbook, inventories, extra_vars_file=None, limit=None):
     argv = [ansible_playbook, playbook]
     for inv in inventories or []:
         argv += ["-i", inv]
+    if limit:
+        argv += ["--limit", ",".join(limit)]
     if extra_vars_file:
         argv += ["-e", "@" + extra_vars_file]
     return argv
@@ -45,8 +47,9 @@ def failed_tasks(run_dir):
             if rec.get("event") == "task" and rec.get("status") in ("failed", "unreachable", "interrupted")]
 
 
-def run_playbook(runner, ansible_playbook, playbook, inventories, run_dir, extra_vars=None, timeout=None, env=None):
-    """Run one playbook; return rc, times, whether it timed out and the failed tasks of its timeline."""
+def run_playbook(runner, ansible_playbook, playbook, inventories, run_dir, extra_vars=None, timeout=None, env=None,
+                 limit=None):
+    """Run one playbook (on the ``limit`` hosts only, when given); return rc, times, timeout, failed tasks."""
     os.makedirs(run_dir, exist_ok=True)
     vars_file = None
     if extra_vars:
@@ -54,7 +57,7 @@ def run_playbook(runner, ansible_playbook, playbook, inventories, run_dir, extra
         with open(vars_file, "w", encoding="utf-8") as fh:
             json.dump(extra_vars, fh, indent=1, sort_keys=True)
     started, t0 = utc_now(), time.monotonic()
-    res = runner.run(playbook_argv(ansible_playbook, playbook, inventories, vars_file),
+    res = runner.run(playbook_argv(ansible_playbook, playbook, inventories, vars_file, limit),
                      env=dict(env or {}, HB_RUN_DIR=run_dir, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
                               LANG="C.UTF-8", LC_ALL="C.UTF-8"),
                      timeout=timeout)
@@ -62,7 +65,8 @@ def run_playbook(runner, ansible_playbook, playbook, inventories, run_dir, extra
         fh.write(res.stdout + res.stderr)
     failed = failed_tasks(run_dir)
     evidence = "; ".join("%s: %s" % (f["task"], f["msg"] or f["status"]) for f in failed[:3])
-    return {"playbook": os.path.basename(playbook), "rc": res.rc, "start": started, "end": utc_now(),
+    return {"playbook": os.path.basename(playbook), "rc": res.rc, "limit": list(limit or []),
+            "start": started, "end": utc_now(),
             "duration_s": round(time.monotonic() - t0, 3), "timed_out": res.rc == _TIMEOUT_RC and timeout is not None,
             "run_dir": run_dir, "failed_tasks": failed, "evidence": evidence[:600]}
 
@@ -88,12 +92,21 @@ def raw_findings(diag):
     return [f for f in cls.get("findings") or diag.get("findings") or [] if isinstance(f, dict)]
 
 
+def diagnosis_cause(diag):
+    """The diagnosis' likely cause as ``{"id", "line"}``, or None."""
+    cls = (diag or {}).get("classification") if isinstance((diag or {}).get("classification"), dict) else diag
+    cause = (cls or {}).get("cause")
+    if not isinstance(cause, dict):
+        return None
+    return {"id": cause.get("id"), "line": str(cause.get("line") or cause.get("summary") or "")[:400]}
+
+
 def judge(diag, ignore=()):
-    """Scenarios, P-level and findings of a diagnosis, leaving out findings whose id is in ``ignore``.
+    """Scenarios, P-level, findings and cause of a diagnosis, leaving out findings whose id is in ``ignore``.
 
     Without anything to ignore this is the diagnosis' own classification.
     """
-    summary = diagnosis_summary(diag)
+    summary = dict(diagnosis_summary(diag), cause=diagnosis_cause(diag))
     ignore = set(ignore or ())
     raw = raw_findings(diag)
     ignored = [f.get("id") for f in raw if f.get("id") in ignore]
@@ -107,7 +120,7 @@ def judge(diag, ignore=()):
             scenarios.append(f["scenario"])
     names = [f for f in summary["findings"] if f["name"].split(":")[0] not in ignore]
     return {"scenarios": scenarios, "p_level": ranked[0].get("severity") if ranked else None,
-            "findings": names, "ignored": sorted(set(ignored))}
+            "findings": names, "ignored": sorted(set(ignored)), "cause": summary["cause"]}
 
 
 def baseline(runner, ansible_playbook, playbook, inventories, run_dir, attempts=3, delay=10.0, timeout=None,
@@ -169,7 +182,7 @@ def detect(runner, ansible_playbook, playbook, inventories, run_dir, attempts=5,
                       "scenarios": summary["scenarios"], "run_dir": sub})
         if summary["p_level"]:
             return {"status": "detected", "detected_at": run["end"], "p_level": summary["p_level"],
-                    "scenarios": summary["scenarios"],
+                    "scenarios": summary["scenarios"], "cause": summary.get("cause"),
                     "findings": [f["name"] for f in summary["findings"]][:10], "attempts": attempt,
                     "ignored_baseline": summary["ignored"],
                     "tries": tries, "run_dir": sub}

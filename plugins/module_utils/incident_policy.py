@@ -39,6 +39,7 @@ P0_ESCALATES_TO_STEP = 4
 # Symptoms of the runbook's scenarios. Override any of them per call (classify_incident thresholds=...).
 THRESHOLDS = {
     "response_time_s": 2.0,            # 场景4: API response time > 2 s
+    "db_round_trip_s": 1.0,            # 场景4: the app's read as its db user from the app host (LAN: ~0.05 s)
     "cpu_percent": 80.0,               # 场景4: CPU > 80 %
     "memory_percent": 90.0,            # 场景3: system memory > 90 %
     "heap_percent_of_limit": 90.0,     # 场景3: Node heap used versus --max-old-space-size
@@ -104,6 +105,7 @@ FINDINGS = {
                               "WAL archiving fails (pg_stat_archiver)"),
     "disk_full": ("P2", 4, None, "a data, backup or app filesystem is nearly full"),
     "app_slow_response": ("P3", 4, None, "health/API response time above the threshold"),
+    "app_db_round_trip_slow": ("P3", 4, None, "the app's database read from the app host is slower than the threshold"),
     "host_cpu_high": ("P3", 4, None, "CPU use above the threshold"),
     "db_slow_statements": ("P3", 4, None, "recurring statements slower than the threshold (pg_stat_statements)"),
     "db_idle_in_transaction": ("P3", 4, None, "sessions idle in a transaction longer than the threshold"),

@@ -12,6 +12,9 @@ description:
     the site says C(hb_environment=production). There is no override; nothing has been injected yet.
   - Chooses the scenarios from the catalogue (all by default) and marks those whose recovery or preparation
     playbook is missing as unavailable (C(unavailable - <playbook> missing)); those are never reported as passed.
+  - Marks the network scenarios unavailable where the db host is not a separate machine (the sandbox).
+  - Returns the app's endpoints (one URL per app host), the app hosts a fault may touch (the blast radius) and,
+    for faults scoped to the app, the C(--limit) of the recovery (every host but the spared app hosts).
   - Creates the drill's run directory.
 version_added: "1.0.0"
 author:
@@ -39,6 +42,22 @@ options:
     description: The site's C(hb_environment).
     type: str
     default: ""
+  addresses:
+    description: Per app and db host, the address the controller reaches it at; empty for a local connection.
+    type: dict
+    default: {}
+  local_url:
+    description: Base URL of the app on a local host (the sandbox).
+    type: str
+    default: http://127.0.0.1:3000
+  app_port:
+    description: The app's port on an app host of a fleet.
+    type: int
+    default: 3000
+  max_app_hosts:
+    description: Blast radius, the app hosts a fault scoped to the app touches at once.
+    type: int
+    default: 1
   playbook_dir:
     description: Where the recovery playbooks live.
     type: path
@@ -57,15 +76,29 @@ EXAMPLES = r"""
     scenarios: [app_crash, db_down]
     groups: "{{ groups }}"
     environment: "{{ hb_environment }}"
+    addresses: {staging-app-1: 10.20.0.11, staging-app-2: 10.20.0.12, staging-db-1: 10.20.0.21}
+    max_app_hosts: 1
     playbook_dir: "{{ playbook_dir }}"
     run_dir: /srv/runs/20260101T000000Z-drill
 """
 
 RETURN = r"""
 scenarios:
-  description: The chosen scenarios with their catalogue entry, C(unavailable) (null or the reason) and C(dir).
+  description:
+    - The chosen scenarios with their catalogue entry, C(unavailable) (null or the reason), C(dir) and, for faults
+      scoped to the app on a fleet, C(limit) (the hosts the recovery runs on).
   type: list
   elements: dict
+  returned: success
+endpoints:
+  description: Base URL of the app per app host, as the controller reaches it.
+  type: dict
+  returned: success
+  sample: {staging-app-1: "http://10.20.0.11:3000", staging-app-2: "http://10.20.0.12:3000"}
+fault_app_hosts:
+  description: The app hosts a fault scoped to the app touches (the first C(max_app_hosts) of group C(app)).
+  type: list
+  elements: str
   returned: success
 """
 
@@ -73,7 +106,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.healthbutler.recovery.plugins.module_utils import drill_catalog
+from ansible_collections.healthbutler.recovery.plugins.module_utils import drill_catalog, drill_fleet
 
 
 def production_hosts(groups, targets):
@@ -88,6 +121,10 @@ def main():
         "groups": {"type": "dict", "required": True},
         "target_hosts": {"type": "list", "elements": "str", "default": []},
         "environment": {"type": "str", "default": ""},
+        "addresses": {"type": "dict", "default": {}},
+        "local_url": {"type": "str", "default": "http://127.0.0.1:3000"},
+        "app_port": {"type": "int", "default": 3000},
+        "max_app_hosts": {"type": "int", "default": 1},
         "playbook_dir": {"type": "path", "required": True},
         "run_dir": {"type": "path", "required": True},
     }, supports_check_mode=True)
@@ -102,13 +139,24 @@ def main():
         chosen = drill_catalog.select(p["scenarios"], p["overrides"])
     except drill_catalog.CatalogError as exc:
         module.fail_json(msg=str(exc), valid=drill_catalog.DEFAULT_ORDER)
+    if p["max_app_hosts"] < 1:
+        module.fail_json(msg="drill_max_app_hosts: %s; valid: a whole number of app hosts, 1 or more"
+                             % p["max_app_hosts"])
+    groups = p["groups"]
+    app_hosts = list(groups.get("app") or [])
+    db_host = (groups.get("db") or ["localhost"])[0]
+    addresses = {k: str(v or "") for k, v in p["addresses"].items()}
+    faulted = drill_fleet.fault_app_hosts(app_hosts, p["max_app_hosts"])
     for scenario in chosen:
-        scenario["unavailable"] = drill_catalog.availability(scenario, p["playbook_dir"])
+        scenario["unavailable"] = (drill_catalog.availability(scenario, p["playbook_dir"])
+                                   or drill_fleet.availability(scenario, addresses, app_hosts, db_host))
+        scenario["limit"] = drill_fleet.recovery_limit(scenario, list(groups.get("all") or []), app_hosts, faulted)
         scenario["dir"] = os.path.join(p["run_dir"], scenario["name"])
     if not module.check_mode:
         for scenario in chosen:
             os.makedirs(scenario["dir"], exist_ok=True)
-    module.exit_json(changed=not module.check_mode, scenarios=chosen, run_dir=p["run_dir"])
+    module.exit_json(changed=not module.check_mode, scenarios=chosen, run_dir=p["run_dir"], fault_app_hosts=faulted,
+                     endpoints=drill_fleet.endpoints(app_hosts, addresses, p["local_url"], p["app_port"]))
 
 
 if __name__ == "__main__":

@@ -72,6 +72,13 @@ options:
     type: list
     elements: str
     default: []
+  limit:
+    description:
+      - Hosts the playbook runs on (C(--limit)); empty runs it on the whole inventory. The drill limits the
+        recovery of a fault scoped to the app to the app hosts it touched and the other groups' hosts.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -122,6 +129,7 @@ def main():
         "delay": {"type": "float", "default": 2},
         "ansible_playbook": {"type": "path", "default": "ansible-playbook"},
         "ignore_findings": {"type": "list", "elements": "str", "default": []},
+        "limit": {"type": "list", "elements": "str", "default": []},
     }, supports_check_mode=True)
     p = module.params
     if module.check_mode:
@@ -145,7 +153,7 @@ def main():
         module.exit_json(changed=False, run={"rc": None, "unavailable": "unavailable: %s missing" % os.path.basename(
             p["playbook"]), "failed_tasks": [], "evidence": ""})
     result = drill_run.run_playbook(runner, p["ansible_playbook"], p["playbook"], p["inventory"], p["run_dir"],
-                                    extra_vars=extra_vars, timeout=timeout)
+                                    extra_vars=extra_vars, timeout=timeout, limit=p["limit"])
     module.exit_json(changed=True, run=result)
 
 

@@ -158,6 +158,10 @@ CASES = [
     ("p95 over 2 s", {"app.users": {"latency": {"samples": 5, "p95_s": 2.4, "statuses": [200] * 5}}},
      "app_slow_response"),
     ("p95 at 2 s", {"app.users": {"latency": {"samples": 5, "p95_s": 2.0, "statuses": [200] * 5}}}, None),
+    ("db read 1.01 s", {"app.users": {"db": {"target": "10.0.0.9:5432", "user": "hb",
+                                             "read": {"ok": True, "time_s": 1.01}}}}, "app_db_round_trip_slow"),
+    ("db read 1.0 s", {"app.users": {"db": {"target": "10.0.0.9:5432", "user": "hb",
+                                            "read": {"ok": True, "time_s": 1.0}}}}, None),
 ]
 
 

@@ -190,3 +190,117 @@ def test_unknown_says_so_with_the_most_frequent_log_line():
 def test_slow_p95_is_p3():
     c = classify_incident(change(facts(), app__users__latency={"samples": 5, "p95_s": 2.5, "statuses": [200] * 5}))
     assert c["severity"] == "P3" and c["impact"]["level"] == "P3"
+
+
+NO_ROUTE = ('psql: error: could not connect to server: No route to host\n\tIs the server running on host '
+            '"10.212.12.21" and accepting TCP/IP connections on port 5432?')
+DB_TARGET = "10.212.12.21:5432"
+
+
+def fleet(app_db=None, pg=None):
+    """staging-app-1 and -2 run the app, staging-db-1 PostgreSQL: {host: facts}; ``app_db`` per app host."""
+    base = facts()
+    out = {}
+    for host in ("staging-app-1", "staging-app-2"):
+        app = copy.deepcopy(base["app"])
+        app["users"]["db"].update(target=DB_TARGET, read={"ok": True, "time_s": 0.05}, write={"ok": True})
+        app["users"]["db"].update((app_db or {}).get(host) or {})
+        out[host] = {"hostname": host, "app": app}
+    out["staging-db-1"] = {"hostname": "staging-db-1", "postgres": dict(base["postgres"], **(pg or {}))}
+    return out
+
+
+def cut(reason="unreachable", error=NO_ROUTE):
+    return {"read": {"ok": False, "reason": reason, "error": error}, "write": None}
+
+
+def test_partition_from_both_app_hosts_with_pg_up_names_the_network_not_the_database():
+    f = fleet({"staging-app-1": cut(), "staging-app-2": cut("timeout", "psql: error: timeout expired")})
+    c = classify_incident(f)
+    cause = c["cause"]
+    assert cause["id"] == "network_partition", cause
+    line = cause["line"]
+    assert line.startswith("The network between app hosts staging-app-1, staging-app-2 and db host staging-db-1 is "
+                           "cut: the app's database cannot be reached from staging-app-1")
+    assert "from staging-app-1 at 10.212.12.21:5432: there is no route to the host (psql: error: could not " \
+        "connect to server: No route to host" in line
+    assert "; from staging-app-2 at 10.212.12.21:5432: the connection times out (" in line
+    assert "PostgreSQL on staging-db-1 is up (pg_isready: accepting" in line
+    assert "down" not in line and "DATABASE_URL" not in line
+    assert "restore the route/firewall between app hosts staging-app-1, staging-app-2 and db host staging-db-1" in \
+        cause["manual"]
+    assert "no restart needed" in cause["manual"] and "healthbutler.recovery.recover_db_connection" in \
+        cause["manual"]
+    assert cause["evidence"]["from"] == ["staging-app-1", "staging-app-2"]
+    assert "dependency_unreachable" not in [o["id"] for o in c["causes"]]
+    assert c["next_playbook"] is None and c["next_step"] == cause["manual"]
+
+
+def test_partition_from_one_app_host_names_only_that_host():
+    cause = classify_incident(fleet({"staging-app-2": cut()}))["cause"]
+    assert cause["id"] == "network_partition" and cause["evidence"]["from"] == ["staging-app-2"]
+    assert cause["line"].startswith("The network between app host staging-app-2 and db host staging-db-1 is cut")
+
+
+def test_no_route_with_pg_down_stays_dependency_unreachable_db_down():
+    f = fleet({"staging-app-1": cut(), "staging-app-2": cut()},
+              pg={"up": False, "query_ok": False, "pg_isready": "no_response"})
+    c = classify_incident(f)
+    assert c["cause"]["id"] == "dependency_unreachable" and c["cause"]["evidence"]["db_down"] is True
+    assert "does not answer pg_isready (no_response)" in c["cause"]["line"]
+    assert "there is no route to the host" in c["cause"]["line"]
+    assert c["next_playbook"] == "healthbutler.recovery.recover_db_connection"
+
+
+def test_no_route_on_one_host_is_no_partition():
+    f = change(facts(), app__users__db__read={"ok": False, "reason": "unreachable", "error": NO_ROUTE},
+               app__users__db__write=None)
+    assert classify_incident(f)["cause"]["id"] == "dependency_unreachable"
+
+
+def test_redis_partition_while_redis_answers_ping_on_its_host():
+    f = fleet()
+    f["staging-app-1"]["app"]["users"]["redis"] = {
+        "key": "REDIS_URL", "target": "10.212.12.31:6379", "ok": False, "reason": "unreachable",
+        "error": "Could not connect to Redis at 10.212.12.31:6379: No route to host"}
+    f["staging-app-1"]["app"]["health"].update(status=503, body='{"failed":["redis"]}')
+    f["staging-cache-1"] = {"hostname": "staging-cache-1", "redis": {"ping": True}}
+    cause = classify_incident(f)["cause"]
+    assert cause["id"] == "network_partition" and "Redis on staging-cache-1 answers PING" in cause["line"]
+    assert cause["line"].startswith("The network between app host staging-app-1 and cache host staging-cache-1 is "
+                                    "cut: the app's Redis cannot be reached from staging-app-1 at 10.212.12.31:6379: "
+                                    "there is no route to the host")
+
+
+def slow_read(time_s=1.43):
+    return {"read": {"ok": True, "time_s": time_s, "rows": 1}, "write": {"ok": True}}
+
+
+def test_slow_read_from_the_app_hosts_is_network_latency():
+    c = classify_incident(fleet({"staging-app-1": slow_read(), "staging-app-2": slow_read(1.2)}))
+    slow = [x for x in c["findings"] if x["id"] == "app_db_round_trip_slow"]
+    assert [x["host"] for x in slow] == ["staging-app-1", "staging-app-2"]
+    assert slow[0]["severity"] == "P3" and slow[0]["scenario"] == 4
+    assert slow[0]["summary"] == "the app's read as health_butler at 10.212.12.21:5432 took 1.43 s (threshold 1.0 s)"
+    assert c["severity"] == "P3" and c["next_step"] == c["cause"]["manual"]
+    cause = c["cause"]
+    assert cause["id"] == "network_latency", cause
+    assert cause["line"].startswith(
+        "The network between app hosts staging-app-1, staging-app-2 and db host staging-db-1 is slow: a read as "
+        "health_butler took "
+        "1.43 s from staging-app-1, 1.20 s from staging-app-2 (threshold 1.0 s); on staging-db-1 no statement ran long")
+    assert "not the database" in cause["manual"] and "tc qdisc" in cause["manual"]
+
+
+def test_slow_read_with_slow_statements_on_the_db_host_is_no_network_latency():
+    f = fleet({"staging-app-1": slow_read()}, pg={"statements": {"mean_column": "mean_exec_time", "top": [
+        {"query": "SELECT * FROM health_data", "calls": 50, "mean_ms": 2500.0, "stddev_ms": 100.0}]}})
+    c = classify_incident(f)
+    assert {"app_db_round_trip_slow", "db_slow_statements"} <= {x["id"] for x in c["findings"]}
+    assert c["cause"]["id"] != "network_latency" and "network_latency" not in [o["id"] for o in c["causes"]]
+
+
+def test_a_slow_read_on_the_db_host_itself_is_no_network_latency():
+    f = change(facts(), app__users__db__read={"ok": True, "time_s": 1.5})
+    c = classify_incident(f)
+    assert "app_db_round_trip_slow" in [x["id"] for x in c["findings"]] and c["cause"]["id"] == "unknown"

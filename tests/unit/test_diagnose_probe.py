@@ -34,6 +34,11 @@ def test_db_probe_reads_then_writes_in_a_rolled_back_transaction(fake_runner):
     ('psql: error: connection to server at "127.0.0.1", port 1 failed: Connection refused\n\tIs the server running',
      "refused"),
     ("psql: error: connection to server at \"10.0.0.9\", port 5432 failed: timeout expired", "timeout"),
+    ("psql: could not connect to server: No route to host\n\tIs the server running on host \"10.212.12.21\"",
+     "unreachable"),
+    ('psql: error: connection to server at "10.212.12.21", port 5432 failed: Network is unreachable', "unreachable"),
+    ("connect EHOSTUNREACH 10.212.12.21:5432", "unreachable"),
+    ("connect ENETUNREACH 10.212.12.21:5432", "unreachable"),
     ("FATAL:  remaining connection slots are reserved for non-replication superuser connections",
      "too_many_connections"),
     ("FATAL:  sorry, too many clients already", "too_many_connections"),
@@ -154,3 +159,8 @@ def test_missing_psql_or_redis_cli_skips_those_probes_and_says_so(fake_runner, t
     out = diagnose_app.user_probes(fake_runner, str(env), None, psql_bin=None, redis_cli=None)
     assert out["db"] is None and out["redis"] is None and fake_runner.calls == []
     assert out["error"] == "not found on this host: psql, redis-cli (those probes are skipped)"
+
+
+def test_redis_probe_no_route_is_unreachable(fake_runner):
+    fake_runner.add(r"redis-cli", 1, "", "Could not connect to Redis at 10.212.12.31:6379: No route to host")
+    assert probe.redis_user_probe(fake_runner, "redis-cli", "redis://10.212.12.31:6379")["reason"] == "unreachable"

@@ -1,8 +1,9 @@
 """Drill writer: POST one row to the app's /api/health-data every interval and log every attempt.
 
-One JSON line per attempt: {"t": epoch s, "status": HTTP status (0: nothing answered), "id": row id or
-null, "ms": latency}. An acknowledged write is a 201 with an id. Stops when the stop file appears or after
---max-seconds. Standard library only.
+With several app hosts (``--url host=URL`` repeated) the writes go to each in turn, as a load balancer
+would spread them. One JSON line per attempt: {"t": epoch s, "host": label, "status": HTTP status
+(0: nothing answered), "id": row id or null, "ms": latency}. An acknowledged write is a 201 with an id.
+Stops when the stop file appears or after --max-seconds. Standard library only.
 """
 
 import argparse
@@ -32,23 +33,28 @@ def attempt(url, seq, timeout):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--url", required=True, help="base URL of the app, e.g. http://127.0.0.1:3000")
+    ap.add_argument("--url", required=True, action="append",
+                    help="base URL of the app, e.g. http://127.0.0.1:3000, or host=URL; repeat for each app host")
     ap.add_argument("--log", required=True)
     ap.add_argument("--stop", required=True, help="stop when this file exists")
     ap.add_argument("--interval", type=float, default=0.1)
     ap.add_argument("--timeout", type=float, default=2.0)
     ap.add_argument("--max-seconds", type=float, default=1800)
     args = ap.parse_args()
-    url = args.url.rstrip("/") + "/api/health-data"
+    targets = []
+    for given in args.url:
+        host, _sep, base = given.partition("=") if "=" in given.split("://")[0] else ("", "", given)
+        targets.append((host or base, base.rstrip("/") + "/api/health-data"))
     deadline = time.monotonic() + args.max_seconds
     seq = 0
     with open(args.log, "a", encoding="utf-8") as log:
         while not os.path.exists(args.stop) and time.monotonic() < deadline:
+            host, url = targets[seq % len(targets)]
             seq += 1
             started, t0 = time.time(), time.monotonic()
             status, row_id = attempt(url, seq, args.timeout)
             elapsed = time.monotonic() - t0
-            log.write(json.dumps({"t": round(started, 3), "status": status, "id": row_id,
+            log.write(json.dumps({"t": round(started, 3), "host": host, "status": status, "id": row_id,
                                   "ms": round(elapsed * 1000, 1)}) + "\n")
             log.flush()
             time.sleep(max(args.interval - elapsed, 0.0))
