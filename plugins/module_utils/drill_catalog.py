@@ -193,9 +193,13 @@ SCENARIOS.update({
                        "where the kernel has it, else an htb class throttled to a few kbit/s).",
         "runbook_scenario": 4, "expected_p_level": "P3", "expected_cause": ["network_latency"],
         "needs": "separate_hosts", "heal": True,
+        # A throttled link saturates under ten writes a second: the writer writes every 500 ms here.
+        "writer_interval_ms": 500,
         "recovery": {"playbook": "triage_performance.yml", "vars": {}},
-        "effect": {"kind": "http", "path": "/health", "status": [200], "slower_than_s": 1.0,
-                   "describe": "/health through an app host takes over a second"},
+        "effect": {"kind": "http", "path": "/api/health-data", "method": "POST",
+                   "body": {"user_id": 1, "metric": "drill_effect", "value": 1}, "status": [201],
+                   "slower_than_s": 0.5,
+                   "describe": "a write through an app host is acknowledged, but only after over half a second"},
         "probe": "app",
     },
 })

@@ -95,6 +95,13 @@ endpoints:
   type: dict
   returned: success
   sample: {staging-app-1: "http://10.20.0.11:3000", staging-app-2: "http://10.20.0.12:3000"}
+not_applicable:
+  description:
+    - Scenarios of the whole catalogue left out because these hosts cannot have the fault (C(name), C(why)), for
+      example the network faults on the one-host sandbox. Empty when scenarios were named.
+  type: list
+  elements: dict
+  returned: success
 fault_app_hosts:
   description: The app hosts a fault scoped to the app touches (the first C(max_app_hosts) of group C(app)).
   type: list
@@ -147,6 +154,12 @@ def main():
     db_host = (groups.get("db") or ["localhost"])[0]
     addresses = {k: str(v or "") for k, v in p["addresses"].items()}
     faulted = drill_fleet.fault_app_hosts(app_hosts, p["max_app_hosts"])
+    # The whole catalogue (no scenario named) leaves out what these hosts cannot have, e.g. a network fault on
+    # the one-host sandbox; a scenario asked for by name is kept and reported unavailable.
+    not_applicable = [{"name": sc["name"], "why": drill_fleet.availability(sc, addresses, app_hosts, db_host)}
+                      for sc in chosen if not p["scenarios"] and drill_fleet.availability(sc, addresses, app_hosts,
+                                                                                         db_host)]
+    chosen = [sc for sc in chosen if sc["name"] not in [n["name"] for n in not_applicable]]
     for scenario in chosen:
         scenario["unavailable"] = (drill_catalog.availability(scenario, p["playbook_dir"])
                                    or drill_fleet.availability(scenario, addresses, app_hosts, db_host))
@@ -156,6 +169,7 @@ def main():
         for scenario in chosen:
             os.makedirs(scenario["dir"], exist_ok=True)
     module.exit_json(changed=not module.check_mode, scenarios=chosen, run_dir=p["run_dir"], fault_app_hosts=faulted,
+                     not_applicable=not_applicable,
                      endpoints=drill_fleet.endpoints(app_hosts, addresses, p["local_url"], p["app_port"]))
 
 
