@@ -36,9 +36,21 @@ def injected(sandbox):
     return run, journal, {s["name"]: s for s in journal["scenarios"]}, healthy_after, (rows_before, rows_after)
 
 
-def test_the_catalogue_is_all_here():
-    from ansible_collections.healthbutler.recovery.plugins.module_utils.drill_catalog import DEFAULT_ORDER
-    assert CATALOGUE == DEFAULT_ORDER
+def test_the_catalogue_is_all_here_but_the_network_faults_which_need_separate_hosts():
+    from ansible_collections.healthbutler.recovery.plugins.module_utils.drill_catalog import DEFAULT_ORDER, SCENARIOS
+    assert CATALOGUE == [n for n in DEFAULT_ORDER if SCENARIOS[n].get("needs") != "separate_hosts"]
+    assert [n for n in DEFAULT_ORDER if n not in CATALOGUE] == ["network_partition", "network_latency"]
+
+
+def test_a_network_fault_named_on_the_sandbox_is_unavailable_and_nothing_is_injected(sandbox):
+    sandbox.ensure_healthy()
+    run, journal = drill(sandbox, "net", drill_scenarios=["network_partition"], drill_prepare_playbooks=[])
+    assert run.rc != 0
+    entry = journal["scenarios"][0]
+    assert entry["status"] == "unavailable"
+    assert "the db host localhost is this machine" in entry["deviations"][0]
+    assert entry["steps"] == [] and entry["injected_at"] is None
+    assert sandbox.is_healthy()
 
 
 @pytest.mark.parametrize("name", CATALOGUE)
