@@ -156,10 +156,11 @@ def main():
     faulted = drill_fleet.fault_app_hosts(app_hosts, p["max_app_hosts"])
     # The whole catalogue (no scenario named) leaves out what these hosts cannot have, e.g. a network fault on
     # the one-host sandbox; a scenario asked for by name is kept and reported unavailable.
-    not_applicable = [{"name": sc["name"], "why": drill_fleet.availability(sc, addresses, app_hosts, db_host)}
-                      for sc in chosen if not p["scenarios"] and drill_fleet.availability(sc, addresses, app_hosts,
-                                                                                         db_host)]
-    chosen = [sc for sc in chosen if sc["name"] not in [n["name"] for n in not_applicable]]
+    not_applicable = []
+    if not p["scenarios"]:
+        why = {sc["name"]: drill_fleet.availability(sc, addresses, app_hosts, db_host) for sc in chosen}
+        not_applicable = [{"name": name, "why": reason} for name, reason in why.items() if reason]
+        chosen = [sc for sc in chosen if not why[sc["name"]]]
     for scenario in chosen:
         scenario["unavailable"] = (drill_catalog.availability(scenario, p["playbook_dir"])
                                    or drill_fleet.availability(scenario, addresses, app_hosts, db_host))

@@ -38,7 +38,7 @@ def injected(sandbox):
 
 def test_the_catalogue_is_all_here_but_the_network_faults_which_need_separate_hosts():
     from ansible_collections.healthbutler.recovery.plugins.module_utils.drill_catalog import DEFAULT_ORDER, SCENARIOS
-    assert CATALOGUE == [n for n in DEFAULT_ORDER if SCENARIOS[n].get("needs") != "separate_hosts"]
+    assert [n for n in DEFAULT_ORDER if SCENARIOS[n].get("needs") != "separate_hosts"] == CATALOGUE
     assert [n for n in DEFAULT_ORDER if n not in CATALOGUE] == ["network_partition", "network_latency"]
 
 
