@@ -13,6 +13,9 @@ import os
 import subprocess
 from dataclasses import dataclass
 
+# Linux's default pipe capacity: input this small is written in one go or not at all.
+PIPE_BUFFER = 65536
+
 
 class RecoveryError(Exception):
     """An operation was refused or failed: ``msg`` says why, ``details`` go beside it in ``fail_json``."""
@@ -103,7 +106,18 @@ class AnsibleRunner(CommandRunner):
         # run_command has no timeout; wrap with coreutils `timeout` when asked.
         if timeout:
             argv = ["timeout", "--kill-after=5", str(int(timeout))] + argv
-        rc, out, err = self.module.run_command(
-            argv, data=data, cwd=cwd, environ_update=dict({"LANG": "C", "LC_ALL": "C"}, **env),
-            binary_data=False, check_rc=False)
+        try:
+            rc, out, err = self.module.run_command(
+                argv, data=data, cwd=cwd, environ_update=dict({"LANG": "C", "LC_ALL": "C"}, **env),
+                binary_data=False, check_rc=False, handle_exceptions=False)
+        except BrokenPipeError:
+            # The command exited before its input was written (psql refused by a full server exits at once):
+            # input smaller than a pipe's buffer was not read at all, so running it again where a closed stdin is
+            # no error gives its real exit code and message. Larger input may have been read in part: fail.
+            if data is not None and len(data) < PIPE_BUFFER:
+                return SubprocessRunner()._run(argv, env, data, cwd, None)
+            self.module.fail_json(msg="Error executing command: broken pipe (it exited before reading its input)",
+                                  cmd=argv, rc=32)
+        except OSError as exc:  # what run_command reports itself when it handles the exception
+            self.module.fail_json(msg="Error executing command: %s" % exc, cmd=argv, rc=exc.errno)
         return Result(rc, out, err)
