@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.healthbutler.recovery.plugins.module_utils import diagnose_logs, psql
+from ansible_collections.healthbutler.recovery.plugins.module_utils import diagnose_logs, pg_replication, psql
 from ansible_collections.healthbutler.recovery.plugins.module_utils.diagnose_app import tail_lines
 from ansible_collections.healthbutler.recovery.plugins.module_utils.redact import redact_text
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import CommandError
@@ -59,6 +59,7 @@ SELECT json_build_object(  -- cast to jsonb at the end: one line of output (json
       'last_failed_time', last_failed_time,
       'failing', last_failed_time IS NOT NULL AND (last_archived_time IS NULL OR last_failed_time > last_archived_time))
       FROM pg_stat_archiver),
+  'replication', (%(replication)s),
   'locks_not_granted', (SELECT count(*) FROM pg_locks WHERE NOT granted),
   'waiting', (SELECT coalesce(json_agg(w ORDER BY w.pid), '[]') FROM (
       SELECT a.pid, a.usename AS "user", a.application_name, a.state, a.wait_event_type, a.wait_event,
@@ -84,6 +85,49 @@ SELECT json_build_object(  -- cast to jsonb at the end: one line of output (json
                      AND attnum > 0 AND NOT attisdropped))
 )::jsonb
 """
+
+
+# The replication view (pg_replication.STATE_SQL) as a sub-select of the one facts query.
+REPLICATION_SQL = pg_replication.STATE_SQL.strip()[len("SELECT "):].rsplit("::jsonb", 1)[0]
+REPLICATION_SQL = "SELECT " + REPLICATION_SQL
+
+
+def replication_view(sql):
+    """Replication state and lag of one server: role, lag in bytes and seconds, one summary line.
+
+    A primary's lag comes from ``pg_stat_replication`` (per standby); a standby's from its receiver and
+    ``pg_last_xact_replay_timestamp()`` (``lag_s`` is 0 when everything received is replayed: an idle primary
+    sends nothing to replay, which is no lag).
+    """
+    if not sql:
+        return None
+    role = "standby" if sql.get("in_recovery") else "primary"
+    view = dict(sql, role=role)
+    if role == "standby":
+        caught_up = sql.get("receive_lsn") and sql.get("receive_lsn") == sql.get("replay_lsn")
+        view["lag_bytes"] = sql.get("replay_pending_bytes")
+        view["lag_s"] = 0.0 if caught_up else sql.get("replay_delay_s")
+        view["streaming"] = (sql.get("receiver") or {}).get("status") == "streaming"
+    else:
+        replicas = sql.get("replicas") or []
+        view["lag_bytes"] = max([r.get("lag_bytes") or 0 for r in replicas], default=None)
+        view["lag_s"] = max([r.get("lag_s") or 0 for r in replicas], default=None)
+        view["streaming"] = sum(1 for r in replicas if r.get("state") == "streaming")
+    view["summary"] = pg_replication.summarize({"role": role, "sql": sql, "timeline": sql.get("timeline")})
+    return view
+
+
+def collect_replication(runner, conn):
+    """The replication section of a standby host: one psql round trip as the monitoring role."""
+    out = {"ok": False, "errors": []}
+    try:
+        out.update(replication_view(psql.query_json(runner, conn, pg_replication.STATE_SQL, timeout=30)) or {})
+        out["ok"] = True
+    except CommandError as exc:
+        message = redact_text((exc.stderr or exc.msg).strip())[-500:]
+        out.update(role="down", refusal=refusal_reason(message), summary="not answering: %s" % message[-200:])
+        out["errors"].append("query: %s" % message)
+    return out
 
 
 STATEMENT_TIME_COLUMNS = ("mean", "total", "stddev", "max")
@@ -194,7 +238,8 @@ def collect(runner, conn, log_path=None, log_lines=100, idle_in_transaction_s=60
     out["pg_isready"] = PG_ISREADY.get(ready.rc, "rc=%s" % ready.rc)
     out["up"] = ready.rc == 0
     try:
-        facts = psql.query_json(runner, conn, FACTS_SQL % {"idle_s": int(idle_in_transaction_s)}, timeout=30)
+        facts = psql.query_json(runner, conn, FACTS_SQL % {"idle_s": int(idle_in_transaction_s),
+                                                           "replication": REPLICATION_SQL}, timeout=30)
     except CommandError as exc:
         message = redact_text((exc.stderr or exc.msg).strip())[-500:]
         out["query_error"] = message
@@ -211,6 +256,7 @@ def collect(runner, conn, log_path=None, log_lines=100, idle_in_transaction_s=60
         _redact_queries(facts["waiting"])
         _redact_queries(facts["blockers"])
         _redact_queries(facts["idle_in_transaction"])
+        out["replication"] = replication_view(facts.get("replication"))
         out["waiting"] = facts["waiting"]
         out["lock_chains"] = lock_chains(facts["waiting"], facts["blockers"])
         out["statements"] = top_statements(runner, conn, facts["pg_stat_statements"], statements,

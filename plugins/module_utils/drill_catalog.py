@@ -173,6 +173,19 @@ SCENARIOS = {
         "detect": "recovery",
         "evidence_fact": "corrupted_dump",
     },
+    "db_host_lost": {
+        "fault": "pg_host_kill",
+        "description": "Every process of the PostgreSQL primary is killed (-9) while the writer runs; the standby "
+                       "is promoted. Lost acknowledged writes are set against the replication lag at the kill.",
+        "runbook_scenario": 2, "expected_p_level": "P0",
+        "recovery": {"playbook": "failover_db.yml", "vars": {}},
+        # Writes acknowledged in the asynchronous replication window at the kill are lost by design: measured and
+        # reported against the lag, not a deviation; a loss outside that window is.
+        "rpo_window": "replication",
+        "effect": {"kind": "pg_down", "pids": "{killed_pids}",
+                   "describe": "the primary's processes are gone and nothing accepts connections on its port"},
+        "probe": "app",
+    },
 }
 
 SCENARIOS.update({
@@ -204,7 +217,10 @@ SCENARIOS.update({
     },
 })
 
-DEFAULT_ORDER = list(SCENARIOS)
+
+# Scenarios left out of the default run (drilled when named): db_host_lost needs a standby and rebuilds it twice.
+OPT_IN = ("db_host_lost",)
+DEFAULT_ORDER = [name for name in SCENARIOS if name not in OPT_IN]
 
 
 class CatalogError(ValueError):
@@ -221,7 +237,7 @@ def select(names=None, overrides=None):
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         raise CatalogError("drill_scenarios: unknown scenario(s) %s; valid: %s"
-                           % (", ".join(unknown), ", ".join(DEFAULT_ORDER)))
+                           % (", ".join(unknown), ", ".join(SCENARIOS)))
     if len(set(names)) != len(names):
         raise CatalogError("drill_scenarios: a scenario is listed twice: %s" % ", ".join(names))
     bad = [n for n in (overrides or {}) if n not in SCENARIOS]

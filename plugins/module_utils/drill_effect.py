@@ -22,7 +22,7 @@ from ansible_collections.healthbutler.recovery.plugins.module_utils.diagnose_app
 from ansible_collections.healthbutler.recovery.plugins.module_utils.psql import psql_argv
 from ansible_collections.healthbutler.recovery.plugins.module_utils.redact import redact_text
 
-KINDS = ("http", "sql", "pm2_log", "files_missing", "checksum")
+KINDS = ("http", "sql", "pm2_log", "files_missing", "checksum", "pg_down")
 
 
 class EffectError(ValueError):
@@ -117,6 +117,34 @@ def look_checksum(spec):
     return False, "%s still matches its sidecar" % os.path.basename(path)
 
 
+def pid_alive(pid):
+    """The process exists (signal 0 reaches it, or it exists but is not ours)."""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def look_pg_down(spec, runner, conn, alive=pid_alive):
+    """Seen when none of the killed server's ``pids`` lives and nothing accepts connections on its port."""
+    pids = [int(p) for p in str(spec.get("pids") or "").split()]
+    if not pids:
+        return False, "no PostgreSQL PIDs were recorded as killed"
+    living = [p for p in pids if alive(p)]
+    ready = runner.run([conn.binary("pg_isready")] + conn.conn_args(dbname=False) + ["-t", "2"], env=conn.env())
+    where = "port %s" % conn.port
+    if living:
+        return False, "%d of %d killed PostgreSQL process(es) still alive, e.g. pid %s" % (len(living), len(pids),
+                                                                                         living[0])
+    if ready.rc in (0, 1):
+        return False, "all %d killed processes are gone but a server answers on %s (pg_isready rc=%s)" % (
+            len(pids), where, ready.rc)
+    return True, "postmaster and %d child process(es) gone; pg_isready on %s: no response" % (len(pids) - 1, where)
+
+
 def wait_for(look, timeout, interval=1.0, since=None, clock=time.monotonic, wall=time.time, sleep=time.sleep):
     """Look until the fault is seen or ``timeout`` s pass: what was seen last, when, and after how long.
 
@@ -144,7 +172,7 @@ def validate(spec):
     if kind not in KINDS:
         raise EffectError("effect probe kind %r is not one of %s" % (kind, ", ".join(KINDS)))
     required = {"http": ("url",), "sql": ("sql",), "pm2_log": ("app", "regex"), "files_missing": ("root",),
-                "checksum": ("path",)}[kind]
+                "checksum": ("path",), "pg_down": ("pids",)}[kind]
     missing = [k for k in required if not spec.get(k)]
     if missing:
         raise EffectError("effect probe %s needs %s" % (kind, ", ".join(missing)))
@@ -178,4 +206,5 @@ def resolve(spec, facts=None, app_url=None, app_name=None, uploads_dir=None):
 
 def host_role(kind):
     """Where a probe of this kind must run: the controller (as users see the app), the db, app or backup host."""
-    return {"http": "controller", "sql": "db", "pm2_log": "app", "files_missing": "app", "checksum": "backup"}[kind]
+    return {"http": "controller", "sql": "db", "pm2_log": "app", "files_missing": "app", "checksum": "backup",
+            "pg_down": "db"}[kind]

@@ -147,3 +147,24 @@ def rto(injected_at, steady_at):
     if injected_at is None or steady_at is None:
         return None
     return round(parse_iso(steady_at) - parse_iso(injected_at), 3)
+
+
+def replication_window(rpo_result, facts, slack_s=2.0):
+    """Whether the acknowledged writes lost fall in the asynchronous replication window of a killed primary.
+
+    ``facts``: ``killed_at`` (ISO, read just before the kill) and ``replay_lag_s_at_kill``. A write acknowledged by
+    the primary and not yet sent to the standby when it died is lost by design of asynchronous replication; the
+    window is ``[killed_at - lag - slack, killed_at + slack]`` (slack: the kill follows the reading within a second).
+    Returns ``{explained, start, end, lag_bytes_at_kill, lost_writes}`` or None without the facts.
+    """
+    if not rpo_result or not facts.get("killed_at"):
+        return None
+    killed = parse_iso(facts["killed_at"])
+    lag = float(facts.get("replay_lag_s_at_kill") or 0)
+    start, end = killed - lag - slack_s, killed + slack_s
+    span = rpo_result.get("lost_span") or {}
+    lost = rpo_result.get("lost_writes") or 0
+    inside = lost == 0 or (span.get("first") and span.get("last") and parse_iso(span["first"]) >= start
+                           and parse_iso(span["last"]) <= end)
+    return {"explained": bool(inside), "start": iso(start), "end": iso(end), "lost_writes": lost,
+            "lag_bytes_at_kill": facts.get("lag_bytes_at_kill")}

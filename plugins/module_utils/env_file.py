@@ -9,6 +9,7 @@ description of each value (``<redacted: 40 chars>``), never the value itself.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 
@@ -72,9 +73,9 @@ def file_identity(path):
     return {"mode": "%04o" % (st.st_mode & 0o7777), "uid": st.st_uid, "gid": st.st_gid}
 
 
-def keep_previous(path, stamp):
-    """Copy ``path`` to ``<path>.pre_restore_<stamp>`` keeping its mode and owner."""
-    dest = "%s.pre_restore_%s" % (path, stamp)
+def keep_previous(path, stamp, tag="pre_restore"):
+    """Copy ``path`` to ``<path>.<tag>_<stamp>`` keeping its mode and owner."""
+    dest = "%s.%s_%s" % (path, tag, stamp)
     if os.path.lexists(dest):
         raise FileExistsError("%s already exists; refusing to overwrite a kept copy" % dest)
     st = os.stat(path)
@@ -102,3 +103,20 @@ def install(src, dest, mode=0o600, uid=None, gid=None):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def replace_value(text, key, value):
+    """``text`` with the last ``key=`` assignment's value replaced, every other byte kept.
+
+    Raises ``KeyError`` when the file does not assign ``key``.
+    """
+    lines = text.splitlines(keepends=True)
+    rx = re.compile(r"^(\s*(?:export\s+)?%s\s*=\s*)(.*?)(\r?\n)?$" % re.escape(key))
+    for i in range(len(lines) - 1, -1, -1):
+        match = rx.match(lines[i])
+        if match:
+            old = match.group(2).strip()
+            quote = old[0] if len(old) >= 2 and old[0] in "'\"" and old[-1] == old[0] else ""
+            lines[i] = match.group(1) + quote + value + quote + (match.group(3) or "")
+            return "".join(lines)
+    raise KeyError(key)

@@ -24,7 +24,7 @@ def parse_stamp(text):
 def data_dir_copies(data_dir):
     data_dir = data_dir.rstrip("/")
     parent, base = os.path.dirname(data_dir), os.path.basename(data_dir)
-    pattern = re.compile(r"^%s\.(pre|failed)_pitr_%s$" % (re.escape(base), STAMP))
+    pattern = re.compile(r"^%s\.(pre|failed)_(?:pitr|rejoin)_%s$" % (re.escape(base), STAMP))
     out = []
     for name in sorted(os.listdir(parent)) if os.path.isdir(parent) else []:
         m = pattern.match(name)

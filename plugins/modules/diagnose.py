@@ -52,11 +52,13 @@ options:
         I(tools_timeout); a missing tool or network gives C(available=false) and C(reason) "unavailable, because ...".
     type: list
     elements: str
-    choices: [host, app, app_tools, postgres, redis, backups]
+    choices: [host, app, app_tools, postgres, replication, redis, backups]
   groups:
     description:
       - The host's inventory groups (pass C(group_names)); used when I(sections) is omitted.
-      - C(app) adds C(app), C(db) adds C(postgres), C(cache) adds C(redis), C(backup) adds C(backups);
+      - C(app) adds C(app), C(db) adds C(postgres), C(db_standby) adds C(replication) (a standby's receiver,
+        replay LSN and lag in bytes and seconds from C(pg_last_xact_replay_timestamp())), C(cache) adds C(redis),
+        C(backup) adds C(backups);
         C(host) is always collected.
     type: list
     elements: str
@@ -332,8 +334,8 @@ from ansible_collections.healthbutler.recovery.plugins.module_utils import (
 from ansible_collections.healthbutler.recovery.plugins.module_utils.common_options import pm2_options, postgres_client
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner
 
-SECTIONS = ("host", "app", "app_tools", "postgres", "redis", "backups")
-GROUP_SECTIONS = {"app": "app", "db": "postgres", "cache": "redis", "backup": "backups"}
+SECTIONS = ("host", "app", "app_tools", "postgres", "replication", "redis", "backups")
+GROUP_SECTIONS = {"app": "app", "db": "postgres", "db_standby": "replication", "cache": "redis", "backup": "backups"}
 
 
 def choose_sections(sections, groups):
@@ -375,6 +377,10 @@ def gather(module, runner, sections):
         facts["postgres"] = diagnose_postgres.collect(
             runner, conn, p["pg_log_file"], p["log_lines"], p["idle_in_transaction_s"], p["statements"],
             p["statements_min_calls"])
+    if "replication" in sections:
+        conn = psql.Conn(p["pg_host"], p["pg_port"], p["pg_user"], p["pg_password"], p["pg_database"],
+                         p["pg_bindir"])
+        facts["replication"] = diagnose_postgres.collect_replication(runner, conn)
     if "redis" in sections:
         redis_cli = module.get_bin_path(p["redis_cli"]) or p["redis_cli"]
         facts["redis"] = diagnose_redis.collect(runner, redis_cli, p["redis_host"], p["redis_port"],
@@ -435,7 +441,7 @@ def main():
     if "app" in sections and not module.params["pm2_home"]:
         module.fail_json(msg="pm2_home is required with the app section: PM2 must find the daemon that runs "
                              "the app (set it to the PM2_HOME of that daemon, e.g. /home/deploy/.pm2)")
-    if "postgres" in sections and not module.params["pg_user"]:
+    if ("postgres" in sections or "replication" in sections) and not module.params["pg_user"]:
         module.fail_json(msg="pg_user is required with the postgres section: the monitoring role "
                              "(a member of pg_monitor), e.g. hb_monitor")
     if "backups" in sections and not (module.params["backup_dir"] or module.params["wal_archive_dir"]):

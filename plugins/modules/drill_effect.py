@@ -12,8 +12,9 @@ description:
     runs out. Returns what was seen last and when, relative to the injection, either way; it never fails
     because the fault did not appear (the drill role reports that as C(injection_failed)).
   - "Kinds: V(http) (the app's answer: status, body), V(sql) (a statement yielding C({\"seen\": bool,
-    \"observation\": str}), or failing with an error matching C(error_regex)), V(pm2_log) (a line in the
-    app's PM2 error log), V(files_missing) (files gone), V(checksum) (a file no longer matching its C(.sha256))."
+    \"observation\": str}), or failing with an error matching O(probe.error_regex)), V(pm2_log) (a line in the
+    app's PM2 error log), V(files_missing) (files gone), V(checksum) (a file no longer matching its C(.sha256)),
+    V(pg_down) (the killed server's PIDs gone and nothing answering on its port)."
   - Read-only; runs the same in check mode.
 version_added: "0.2.0"
 author:
@@ -28,7 +29,7 @@ options:
         from O(facts).
       - "Keys by kind: http C(path) or C(url), C(method), C(body), C(status) (list; 0 = nothing answered),
         C(body_regex); sql C(sql), C(error_regex); pm2_log C(regex), C(app); files_missing C(paths), C(root);
-        checksum C(path)."
+        checksum C(path); pg_down C(pids) (space-separated, usually C({killed_pids}))."
     type: dict
     required: true
   facts:
@@ -116,6 +117,9 @@ def make_look(spec, runner, p):
         return lambda: effect.look_pm2_log(spec, runner, p["pm2_bin"], p["pm2_home"])
     if kind == "files_missing":
         return lambda: effect.look_files_missing(spec)
+    if kind == "pg_down":
+        conn = Conn(host=p["pg_host"], port=p["pg_port"], dbname=p["pg_db"], bindir=p["pg_bindir"])
+        return lambda: effect.look_pg_down(spec, runner, conn)
     return lambda: effect.look_checksum(spec)
 
 

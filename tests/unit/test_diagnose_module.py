@@ -30,3 +30,9 @@ def test_out_of_range_numbers_are_named_with_what_is_valid(monkeypatch, name, va
     from ansible_collections.healthbutler.recovery.plugins.modules import diagnose
     failed, result = run_module(diagnose, {"sections": ["host"], name: value}, monkeypatch)
     assert failed and result["msg"] == "%s=%s is out of range: give a whole number from %s" % (name, value, valid)
+
+
+def test_a_standby_host_gets_the_replication_section():
+    from ansible_collections.healthbutler.recovery.plugins.modules.diagnose import choose_sections
+    assert choose_sections(None, ["db_standby"]) == ["host", "replication"]
+    assert choose_sections(None, ["db"]) == ["host", "postgres"]

@@ -131,7 +131,7 @@ def test_resolve_fills_placeholders_and_the_site():
 
 
 @pytest.mark.parametrize("spec, message", [
-    ({"kind": "ping"}, "effect probe kind 'ping' is not one of http, sql, pm2_log, files_missing, checksum"),
+    ({"kind": "ping"}, "effect probe kind 'ping' is not one of http, sql, pm2_log, files_missing, checksum, pg_down"),
     ({"kind": "checksum", "path": "{corrupted_dump}"}, None),
     ({"kind": "sql"}, "effect probe sql needs sql"),
     ({"kind": "pm2_log", "regex": "x"}, "effect probe pm2_log needs app"),

@@ -101,3 +101,21 @@ def test_targets_prefer_incident_policy(monkeypatch):
     monkeypatch.setattr(module_utils, "incident_policy", fake, raising=False)
     assert drill_targets.targets_for("P0") == {"response_s": 300, "resolution_s": 1800}
     assert drill_targets.targets_for("P1") is None
+
+
+import pytest as _pytest  # noqa: E402
+
+
+@_pytest.mark.parametrize("first,last,explained", [
+    ("2026-12-02T01:56:16.300Z", "2026-12-02T01:56:16.300Z", True),
+    ("2026-12-02T01:56:10.000Z", "2026-12-02T01:56:16.300Z", False),
+    ("2026-12-02T01:56:16.300Z", "2026-12-02T01:56:19.000Z", False),
+])
+def test_replication_window_explains_writes_lost_at_the_kill(first, last, explained):
+    from ansible_collections.healthbutler.recovery.plugins.module_utils import drill_measure
+    rpo = {"lost_writes": 2, "lost_span": {"first": first, "last": last}}
+    facts = {"killed_at": "2026-12-02T01:56:16.147Z", "replay_lag_s_at_kill": 0.5, "lag_bytes_at_kill": 0}
+    got = drill_measure.replication_window(rpo, facts)
+    assert got["explained"] is explained and got["lost_writes"] == 2
+    assert drill_measure.replication_window({"lost_writes": 0, "lost_span": None}, facts)["explained"] is True
+    assert drill_measure.replication_window(rpo, {}) is None

@@ -62,3 +62,19 @@ def test_keep_previous_and_install(tmp_path):
     assert stat.S_IMODE(os.stat(live).st_mode) == 0o600
     assert env_file.read_env(str(live)) == {"JWT_SECRET": SECRET_B}
     assert sorted(os.listdir(tmp_path)) == [".env", ".env.pre_restore_20261128T000000Z", "env.backup"]
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("A=1\nDATABASE_URL=postgresql://u:p@h:1/d\nB=2\n", "A=1\nDATABASE_URL=NEW\nB=2\n"),
+    ('export DATABASE_URL="postgresql://u:p@h:1/d"\r\n', 'export DATABASE_URL="NEW"\r\n'),
+    ("DATABASE_URL=old\n# comment\nDATABASE_URL=last", "DATABASE_URL=old\n# comment\nDATABASE_URL=NEW"),
+])
+def test_replace_value_keeps_every_other_byte(text, expected):
+    from ansible_collections.healthbutler.recovery.plugins.module_utils.env_file import replace_value
+    assert replace_value(text, "DATABASE_URL", "NEW") == expected
+
+
+def test_replace_value_missing_key():
+    from ansible_collections.healthbutler.recovery.plugins.module_utils.env_file import replace_value
+    with pytest.raises(KeyError):
+        replace_value("A=1\n", "DATABASE_URL", "x")

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Stop every process the sandbox started, by the PIDs it recorded, and report each.
-# usage: sandbox-stop.sh <pm2 bin> <pm2 home> <redis pidfile> <pgdata> <pg bindir> <pg os user>
+# usage: sandbox-stop.sh <pm2 bin> <pm2 home> <redis pidfile> <pgdata> <pg bindir> <pg os user> [<more pgdata>...]
 set -u
 pm2=$1; pm2_home=$2; redis_pid=$3; pgdata=$4; pgbin=$5; pguser=$6
+shift 6
 
 stop_pid() { # name pid
   [ -n "$2" ] && kill -0 "$2" 2>/dev/null || return 0
@@ -19,9 +20,10 @@ if [ -f "$pm2_home/pm2.pid" ]; then
   for p in $apps; do stop_pid app "$p"; done
 fi
 [ -f "$redis_pid" ] && stop_pid redis "$(cat "$redis_pid")"
-if [ -f "$pgdata/postmaster.pid" ]; then
-  pg=$(head -n 1 "$pgdata/postmaster.pid")
-  su -s /bin/sh "$pguser" -c "'$pgbin/pg_ctl' -D '$pgdata' -m fast -w -t 60 stop" >/dev/null 2>&1
-  stop_pid postgres "$pg"
-fi
+for dir in "$pgdata" "$@"; do
+  [ -f "$dir/postmaster.pid" ] || continue
+  pg=$(head -n 1 "$dir/postmaster.pid")
+  su -s /bin/sh "$pguser" -c "'$pgbin/pg_ctl' -D '$dir' -m fast -w -t 60 stop" >/dev/null 2>&1
+  stop_pid "postgres $(basename "$dir")" "$pg"
+done
 exit 0
