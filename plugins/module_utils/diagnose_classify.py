@@ -16,7 +16,7 @@ import re
 from ansible_collections.healthbutler.recovery.plugins.module_utils import diagnose_cause
 from ansible_collections.healthbutler.recovery.plugins.module_utils import incident_policy as policy
 
-SECTIONS = ("host", "app", "postgres", "redis", "backups")
+SECTIONS = ("host", "app", "postgres", "replication", "redis", "backups")
 _HEAP_LIMIT = re.compile(r"^--max-old-space-size=(\d+)$")
 
 
@@ -263,8 +263,23 @@ def rules_backups(backups, t):
     return out
 
 
-RULES = {"host": rules_host, "app": rules_app, "postgres": rules_postgres, "redis": rules_redis,
-         "backups": rules_backups}
+def rules_replication(rep, t):
+    """A db_standby host's own view: is it a streaming standby, and how far behind."""
+    evidence = {k: rep.get(k) for k in ("role", "summary", "timeline", "receive_lsn", "replay_lsn", "lag_bytes",
+                                        "lag_s", "refusal")}
+    if rep.get("role") != "standby" or not rep.get("streaming"):
+        what = {"down": "does not answer", "primary": "is a primary, not a standby (promoted: update the inventory, "
+                "or rejoin it)"}.get(rep.get("role"), "receives no WAL from the primary (receiver not streaming)")
+        return [("standby_not_streaming", "the standby %s: %s" % (what, rep.get("summary")), evidence)]
+    lag_bytes, lag_s = rep.get("lag_bytes") or 0, rep.get("lag_s") or 0
+    if lag_bytes > t["replication_lag_bytes"] or lag_s > t["replication_lag_s"]:
+        return [("replication_lag_high", "the standby is %s bytes and %.1f s behind (thresholds %s bytes, %s s)" % (
+            lag_bytes, lag_s, t["replication_lag_bytes"], t["replication_lag_s"]), evidence)]
+    return []
+
+
+RULES = {"host": rules_host, "app": rules_app, "postgres": rules_postgres, "replication": rules_replication,
+         "redis": rules_redis, "backups": rules_backups}
 
 
 def _per_host(facts):

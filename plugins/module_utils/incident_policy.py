@@ -53,6 +53,8 @@ THRESHOLDS = {
     "redis_memory_percent": 90.0,      # used_memory / maxmemory
     "backup_max_age_h": 26.0,          # 备份策略: daily full backup at 03:00, plus margin
     "disk_percent": 90.0,              # 监控指标: disk use of the data, backup and app paths
+    "replication_lag_bytes": 16777216,  # a standby further behind than this loses that much WAL in a failover
+    "replication_lag_s": 60,           # ... or is this many seconds behind in replay (pg_last_xact_replay_timestamp)
     "xid_age": 1500000000,             # age(datfrozenxid) past which wraparound is near (of 2^31)
 }
 
@@ -110,6 +112,9 @@ FINDINGS = {
     "db_slow_statements": ("P3", 4, None, "recurring statements slower than the threshold (pg_stat_statements)"),
     "db_idle_in_transaction": ("P3", 4, None, "sessions idle in a transaction longer than the threshold"),
     "redis_memory_high": ("P3", 3, None, "Redis memory close to maxmemory"),
+    "standby_not_streaming": ("P3", 2, "healthbutler.recovery.rejoin_db",
+                              "the standby receives no WAL: there is nothing to fail over to"),
+    "replication_lag_high": ("P3", 4, None, "the standby is behind the primary by more than the thresholds"),
     "backup_missing": ("P3", 5, "healthbutler.recovery.backup", "no backup file found"),
     "backup_stale": ("P3", 5, "healthbutler.recovery.backup", "the newest backup is older than the policy allows"),
 }

@@ -118,7 +118,7 @@ def make_look(spec, runner, p):
     if kind == "files_missing":
         return lambda: effect.look_files_missing(spec)
     if kind == "pg_down":
-        conn = Conn(host=p["pg_host"], port=p["pg_port"], dbname=p["pg_db"], bindir=p["pg_bindir"])
+        conn = Conn(host=p["pg_host"], port=p["pg_port"], dbname=p["pg_database"], bindir=p["pg_bindir"])
         return lambda: effect.look_pg_down(spec, runner, conn)
     return lambda: effect.look_checksum(spec)
 

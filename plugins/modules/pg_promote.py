@@ -89,6 +89,7 @@ slots_created:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import pg_replication
+from ansible_collections.healthbutler.recovery.plugins.module_utils.common_options import postgres_server
 from ansible_collections.healthbutler.recovery.plugins.module_utils.psql import Conn
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner, CommandError
 
@@ -96,10 +97,7 @@ from ansible_collections.healthbutler.recovery.plugins.module_utils.runner impor
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            pg_bindir=dict(type="path", required=True),
-            pg_os_user=dict(type="str", default="postgres"),
-            pg_port=dict(type="int", default=5432, aliases=["port"]),
-            pg_socket_dir=dict(type="path", required=True, aliases=["socket_dir"]),
+            **postgres_server(),
             data_dir=dict(type="path", required=True),
             timeout=dict(type="int", default=60),
             slots=dict(type="list", elements="str", default=[]),

@@ -90,6 +90,7 @@ errors:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils import pg_replication
+from ansible_collections.healthbutler.recovery.plugins.module_utils.common_options import postgres_server
 from ansible_collections.healthbutler.recovery.plugins.module_utils.psql import Conn
 from ansible_collections.healthbutler.recovery.plugins.module_utils.runner import AnsibleRunner
 
@@ -97,10 +98,7 @@ from ansible_collections.healthbutler.recovery.plugins.module_utils.runner impor
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            pg_bindir=dict(type="path", required=True),
-            pg_os_user=dict(type="str", default="postgres"),
-            pg_port=dict(type="int", default=5432, aliases=["port"]),
-            pg_socket_dir=dict(type="path", required=True, aliases=["socket_dir"]),
+            **postgres_server(),
             data_dir=dict(type="path", required=True),
             read_wal_end=dict(type="bool", default=True),
         ),

@@ -65,6 +65,9 @@ OOM = "FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out o
 HEALTH_DB = '{"status":"unavailable: database","failed":["database"]}'
 HEALTH_REDIS = '{"status":"unavailable: redis","failed":["redis"]}'
 
+STANDBY = {"role": "standby", "streaming": True, "lag_bytes": 0, "lag_s": 0.0, "timeline": 1,
+           "summary": "standby on timeline 1, receiver streaming"}
+
 # (case, changes, expected finding id or None when the boundary must NOT trigger)
 CASES = [
     # 场景1: the app
@@ -162,6 +165,15 @@ CASES = [
                                              "read": {"ok": True, "time_s": 1.01}}}}, "app_db_round_trip_slow"),
     ("db read 1.0 s", {"app.users": {"db": {"target": "10.0.0.9:5432", "user": "hb",
                                             "read": {"ok": True, "time_s": 1.0}}}}, None),
+    # the db_standby host's own replication view
+    ("standby streaming, caught up", {"replication": dict(STANDBY)}, None),
+    ("standby receiver not running", {"replication": dict(STANDBY, streaming=False)}, "standby_not_streaming"),
+    ("standby promoted", {"replication": dict(STANDBY, role="primary", streaming=0)}, "standby_not_streaming"),
+    ("standby down", {"replication": {"role": "down", "summary": "not answering"}}, "standby_not_streaming"),
+    ("standby 16 MiB + 1 behind", {"replication": dict(STANDBY, lag_bytes=16777217)}, "replication_lag_high"),
+    ("standby 16 MiB behind", {"replication": dict(STANDBY, lag_bytes=16777216)}, None),
+    ("standby 60.5 s behind", {"replication": dict(STANDBY, lag_s=60.5)}, "replication_lag_high"),
+    ("standby 60 s behind", {"replication": dict(STANDBY, lag_s=60)}, None),
 ]
 
 
