@@ -175,16 +175,17 @@ def summarize(st):
     role = st.get("role")
     sql = st.get("sql") or {}
     if role == "primary":
-        parts = ["%s (%s, %s)" % (r.get("application_name"), r.get("state"),
-                                  "lag %s bytes, %s s" % (r.get("lag_bytes"), r.get("lag_s")))
+        parts = ["%s (%s, lag %s bytes%s)" % (r.get("application_name"), r.get("state"), r.get("lag_bytes"),
+                                              "" if r.get("lag_s") is None else ", %s s" % r["lag_s"])
                  for r in sql.get("replicas") or []]
         return "primary on timeline %s at %s; replicas: %s" % (st.get("timeline"), sql.get("current_lsn"),
                                                               ", ".join(parts) or "none")
     if role == "standby":
         receiver = sql.get("receiver") or {}
-        return "standby on timeline %s, receiver %s, replayed %s, %s s since the last replayed transaction" % (
+        delay = sql.get("replay_delay_s")
+        return "standby on timeline %s, receiver %s, replayed %s%s" % (
             st.get("timeline"), receiver.get("status") or "not running", sql.get("replay_lsn"),
-            sql.get("replay_delay_s"))
+            "" if delay is None else ", %s s since the last replayed transaction" % delay)
     return "down (cluster state %s, WAL ends at %s)" % ((st.get("control") or {}).get("cluster_state"),
                                                       st.get("wal_end_lsn"))
 

@@ -131,6 +131,20 @@ class Sandbox:
     def scalar(self, sql, db=None):
         return self.psql(sql, db=db)
 
+    def standby_psql(self, sql, db="postgres"):
+        """Run SQL on the sandbox's streaming standby (the db_standby host: the primary's port + 2000)."""
+        argv = ["su", "-s", "/bin/sh", self.site["hb_pg_os_user"], "-c",
+                "exec %s/psql -X -A -t -q -h %s -p %d -d %s" % (
+                    self.site["hb_pg_bindir"], self.site["hb_pg_socket_dir"], int(self.site["hb_pg_port"]) + 2000, db)]
+        return subprocess.run(argv, input=sql, capture_output=True, text=True, check=True).stdout.strip()
+
+    def standby_state(self):
+        """(in recovery?, receiver status, timeline of the last received WAL) of the standby."""
+        out = self.standby_psql("SELECT pg_is_in_recovery() || ',' || coalesce((SELECT status || ',' || received_tli "
+                                "FROM pg_stat_wal_receiver), 'none,0')")
+        recovery, status, tli = out.split(",")
+        return recovery in {"t", "true"}, status, int(tli)
+
     def pg_ctl(self, action, *extra):
         argv = ["su", "-s", "/bin/sh", self.site["hb_pg_os_user"], "-c",
                 "exec %s/pg_ctl -D %s -w -t 60 %s %s" % (

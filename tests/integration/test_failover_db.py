@@ -10,7 +10,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import subprocess
 import time
 
 import pytest
@@ -19,11 +18,7 @@ from harness import run_playbook
 
 
 def standby_psql(sandbox, sql):
-    port = int(sandbox["hb_pg_port"]) + 2000
-    argv = ["su", "-s", "/bin/sh", sandbox["hb_pg_os_user"], "-c",
-            "exec %s/psql -X -A -t -q -h %s -p %d -d postgres" % (sandbox["hb_pg_bindir"], sandbox["hb_pg_socket_dir"],
-                                                                   port)]
-    return subprocess.run(argv, input=sql, capture_output=True, text=True, check=True).stdout.strip()
+    return sandbox.standby_psql(sql)
 
 
 def replication(sandbox):
@@ -55,6 +50,19 @@ def test_unreachable_primary_is_refused_without_confirm(sandbox):
         "  ", " ") or "confirm=localhost" in run.stdout
     assert "Nothing was changed" in run.stdout
     assert replication(sandbox) == before and sandbox.env_file()["DATABASE_URL"] == env_before
+
+
+def test_check_mode_shows_the_plan_and_changes_nothing(sandbox):
+    def state():
+        return (replication(sandbox), sandbox.env_file()["DATABASE_URL"], sandbox.pm2_process()["pid"],
+                sandbox.psql("SELECT pg_postmaster_start_time()"),
+                sorted(glob.glob(sandbox["hb_app_env_file"] + ".pre_failover_*")))
+
+    before = state()
+    run = run_playbook("failover_db.yml", {}, check=True)
+    assert run.rc == 0, run.stdout[-3000:]
+    assert "a run promotes sandbox-standby" in run.stdout and "DATABASE_URL: 127.0.0.1:" in run.stdout
+    assert state() == before
 
 
 @pytest.fixture(scope="module")

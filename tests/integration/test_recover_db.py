@@ -256,6 +256,9 @@ def test_pitr_restores_exactly_the_rows_up_to_the_target(history, sandbox, kind)
     assert auto == "0"  # ALTER SYSTEM RESET after promotion: a restart does not recover again
     status = sandbox.psql("SELECT last_archived_wal FROM pg_stat_archiver")
     assert int(status[:8], 16) == record["reached"]["timeline"]
+    # the standby could not follow the new timeline: it was re-seeded from the recovered primary, its old data kept
+    assert sandbox.standby_state() == (True, "streaming", record["reached"]["timeline"]), run.stdout[-3000:]
+    assert "previous data directory kept as" in run.stdout and ".pre_rejoin_" in run.stdout
 
 
 def latest_run_dir(box):
