@@ -30,7 +30,8 @@ def diagnose(box, run_dir, expect_rc=0, **extravars):
     run = run_playbook("diagnose.yml", dict({"diagnose_run_dir": run_dir}, **extravars))
     assert (run.rc == 0) == (expect_rc == 0), run.stdout[-3000:]
     module_results = run.task_results(GATHER_TASK)
-    assert len(module_results) == 1  # one module call for the whole host
+    # one module call per host: localhost (every group but the standby) and sandbox-standby (its replication view)
+    assert sorted(r["facts"]["sections"] == ["host", "replication"] for r in module_results) == [False, True]
     report, markdown = faults.read_reports(run_dir)
     everything = "\n".join([json.dumps(module_results), run.stdout, json.dumps(report), markdown])
     leaked = [s[:3] + "..." for s in box.secrets() if s in everything]
