@@ -137,8 +137,8 @@ def look_pg_down(spec, runner, conn, alive=pid_alive):
     ready = runner.run([conn.binary("pg_isready")] + conn.conn_args(dbname=False) + ["-t", "2"], env=conn.env())
     where = "port %s" % conn.port
     if living:
-        return False, "%d of %d killed PostgreSQL process(es) still alive, e.g. pid %s" % (len(living), len(pids),
-                                                                                         living[0])
+        counts = (len(living), len(pids), living[0])
+        return False, "%d of %d killed PostgreSQL process(es) still alive, e.g. pid %s" % counts
     if ready.rc in (0, 1):
         return False, "all %d killed processes are gone but a server answers on %s (pg_isready rc=%s)" % (
             len(pids), where, ready.rc)

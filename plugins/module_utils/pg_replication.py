@@ -175,19 +175,21 @@ def summarize(st):
     role = st.get("role")
     sql = st.get("sql") or {}
     if role == "primary":
-        parts = ["%s (%s, lag %s bytes%s)" % (r.get("application_name"), r.get("state"), r.get("lag_bytes"),
-                                              "" if r.get("lag_s") is None else ", %s s" % r["lag_s"])
-                 for r in sql.get("replicas") or []]
-        return "primary on timeline %s at %s; replicas: %s" % (st.get("timeline"), sql.get("current_lsn"),
-                                                              ", ".join(parts) or "none")
+        parts = []
+        for r in sql.get("replicas") or []:
+            seconds = "" if r.get("lag_s") is None else ", %s s" % r["lag_s"]
+            parts.append("%s (%s, lag %s bytes%s)" % (r.get("application_name"), r.get("state"), r.get("lag_bytes"),
+                                                      seconds))
+        replicas = ", ".join(parts) or "none"
+        return "primary on timeline %s at %s; replicas: %s" % (st.get("timeline"), sql.get("current_lsn"), replicas)
     if role == "standby":
         receiver = sql.get("receiver") or {}
         delay = sql.get("replay_delay_s")
         return "standby on timeline %s, receiver %s, replayed %s%s" % (
             st.get("timeline"), receiver.get("status") or "not running", sql.get("replay_lsn"),
             "" if delay is None else ", %s s since the last replayed transaction" % delay)
-    return "down (cluster state %s, WAL ends at %s)" % ((st.get("control") or {}).get("cluster_state"),
-                                                      st.get("wal_end_lsn"))
+    cluster_state = (st.get("control") or {}).get("cluster_state")
+    return "down (cluster state %s, WAL ends at %s)" % (cluster_state, st.get("wal_end_lsn"))
 
 
 def failover_check(standby, primary, max_lag_bytes, primary_reachable=True):
@@ -295,7 +297,7 @@ def promote(runner, conn, data_dir, pg_bindir, timeout=60, slots=(), old_primary
         runner.check([os.path.join(pg_bindir, "pg_ctl"), "-D", data_dir, "-w", "-t", str(int(timeout)), "promote"],
                      what="pg_ctl promote")
     after = {}
-    for _ in range(int(timeout) * 2):
+    for _attempt in range(int(timeout) * 2):
         after = psql.query_json(runner, conn, PROMOTED_SQL, timeout=30)
         if not after.get("in_recovery"):
             break

@@ -12,7 +12,7 @@ description:
     runs out. Returns what was seen last and when, relative to the injection, either way; it never fails
     because the fault did not appear (the drill role reports that as C(injection_failed)).
   - "Kinds: V(http) (the app's answer: status, body), V(sql) (a statement yielding C({\"seen\": bool,
-    \"observation\": str}), or failing with an error matching O(probe.error_regex)), V(pm2_log) (a line in the
+    \"observation\": str}), or failing with an error matching C(error_regex)), V(pm2_log) (a line in the
     app's PM2 error log), V(files_missing) (files gone), V(checksum) (a file no longer matching its C(.sha256)),
     V(pg_down) (the killed server's PIDs gone and nothing answering on its port)."
   - Read-only; runs the same in check mode.

@@ -40,8 +40,8 @@ def test_controldata_summary():
 
 def standby(receive="0/5000060", status="streaming", tli=1, role="standby"):
     receiver = {"status": status} if status else None
-    return {"role": role, "timeline": tli, "sql": {"in_recovery": role == "standby", "receive_lsn": receive,
-                                                     "replay_lsn": receive, "receiver": receiver}}
+    sql = {"in_recovery": role == "standby", "receive_lsn": receive, "replay_lsn": receive, "receiver": receiver}
+    return {"role": role, "timeline": tli, "sql": sql}
 
 
 def primary(end="0/5000060", role="primary", tli=1):
