@@ -45,10 +45,15 @@ def records(fleet, host, pattern):
     return [json.loads(part) for part in out.split("\x1e") if part.strip()]
 
 
+def env_file(fleet):
+    """The app's .env on an app host (the inventory names it by a template of hb_app_dir)."""
+    return fleet.vars["hb_app_env_file"].replace("{{ hb_app_dir }}", fleet.vars["hb_app_dir"])
+
+
 def env_points_at(fleet, app, address, path=None):
     """Whether DATABASE_URL in ``path`` (default: the app's .env) on ``app`` names ``address``:5432 (read by grep
     on the host, so that no secret of the .env leaves it)."""
-    path = path or fleet.vars["hb_app_env_file"]
+    path = path or env_file(fleet)
     proc = fleet.ssh(app, "sudo -n grep -c '^DATABASE_URL=.*@%s:%s/' %s" % (address, fleet.vars["hb_pg_port"], path),
                      check=False)
     return proc.stdout.strip() == "1"
@@ -102,7 +107,7 @@ def test_db_host_lost_drill_fails_over_to_db_2_and_back(fleet, run_dir):
 
     # Each app host kept the .env it had before each switch: one naming staging-db-1, one naming staging-db-2.
     for app in APPS:
-        kept = fleet.ssh(app, "sudo -n sh -c 'ls -d %s.pre_failover_*'" % fleet.vars["hb_app_env_file"]).stdout.split()
+        kept = fleet.ssh(app, "sudo -n sh -c 'ls -d %s.pre_failover_*'" % env_file(fleet)).stdout.split()
         assert any(env_points_at(fleet, app, fleet.address(PRIMARY), k) for k in kept), (app, kept)
         assert any(env_points_at(fleet, app, fleet.address(STANDBY), k) for k in kept), (app, kept)
 
@@ -122,7 +127,8 @@ def test_db_host_lost_drill_fails_over_to_db_2_and_back(fleet, run_dir):
     # Each app host's .env names staging-db-1 again, and a write through each is acknowledged and lands there.
     for app in APPS:
         assert env_points_at(fleet, app, fleet.address(PRIMARY)), app
-        status, body = fleet.http(app, "/api/health-data", "POST", {"user_id": 1, "metric": "after_failover", "value": 1})
+        status, body = fleet.http(app, "/api/health-data", "POST",
+                                  {"user_id": 1, "metric": "after_failover", "value": 1})
         assert status == 201, (app, status, body)
         assert psql(fleet, PRIMARY, "SELECT count(*) FROM health_data WHERE id = %d" % int(body["id"]),
                     db=fleet.vars["hb_db_name"]) == "1"
