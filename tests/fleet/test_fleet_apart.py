@@ -16,7 +16,7 @@ from harness import ROOT
 # local fleet and where the fleet's generated secrets live (a real staging takes them from Vault).
 LOCAL_ONLY = {"ansible_ssh_private_key_file", "ansible_host_key_checking", "ansible_ssh_common_args",
               "hb_credentials_dir", "hb_db_app_password", "hb_pg_monitor_user", "hb_pg_monitor_password",
-              "hb_redis_password"}
+              "hb_redis_password", "hb_pg_replication_password"}
 
 
 def test_inventory_is_staging_with_other_addresses(fleet):
