@@ -43,9 +43,9 @@ def test_one_call_per_host_all_hosts_at_once(fleet, run_dir):
     gathered = [e for e in run.events if GATHER in e.get("event_data", {}).get("task", "")]
     starts = [e["event_data"]["host"] for e in gathered if e["event"] == "runner_on_start"]
     oks = [e["event_data"]["host"] for e in gathered if e["event"] == "runner_on_ok"]
-    # diagnose.yml's default hosts: app:db:cache:backup (the db_standby host, staging-db-2, is not among them).
-    diagnosed = sorted({h for g in ("app", "db", "cache", "backup") for h in fleet.groups[g]})
-    assert sorted(oks) == diagnosed and len(oks) == len(set(oks)) == 5
+    # diagnose.yml's default hosts are every group's: app:db:db_standby:cache:backup (six hosts).
+    diagnosed = sorted(fleet.hosts)
+    assert sorted(oks) == diagnosed and len(oks) == len(set(oks)) == 6
     # Every host's call had started before the first one answered: forks, not one host after another.
     first_ok = next(i for i, e in enumerate(gathered) if e["event"] == "runner_on_ok")
     assert sorted(starts[:first_ok]) == diagnosed
@@ -58,7 +58,13 @@ def test_healthy_fleet_has_no_service_finding(fleet, run_dir):
     facts = diagnosis["facts"]
     assert {h: f["sections"] for h, f in facts.items()} == {
         "staging-app-1": ["host", "app"], "staging-app-2": ["host", "app"], "staging-db-1": ["host", "postgres"],
-        "staging-cache-1": ["host", "redis"], "staging-backup-1": ["host", "backups"]}
+        "staging-cache-1": ["host", "redis"], "staging-backup-1": ["host", "backups"],
+        "staging-db-2": ["host", "replication"]}
+    standby = facts["staging-db-2"]["replication"]
+    assert (standby["role"], standby["streaming"]) == ("standby", True), standby
+    assert standby["lag_bytes"] is not None and standby["lag_s"] is not None
+    primary = facts["staging-db-1"]["postgres"]["replication"]
+    assert primary["streaming"] == 1 and primary["lag_bytes"] is not None, primary
     for host in fleet.groups["app"]:
         assert facts[host]["app"]["health"]["status"] == 200
     # The only finding a healthy fleet may have is a backup not taken yet (this file alone, on a fresh fleet). The
