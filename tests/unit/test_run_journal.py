@@ -90,7 +90,8 @@ def test_end_releases_the_lock_and_an_ended_or_orphan_lock_is_stale(tmp_path):
 def test_end_writes_the_reports_then_closes(tmp_path):
     locks = str(tmp_path / "locks")
     run_dir = started(tmp_path, DEAD)
-    journal.end(locks, "recover-db", run_dir, "ok", files={"recovery.json": '{"status": "ok"}', "recovery.md": "# ok\n"})
+    journal.end(locks, "recover-db", run_dir, "ok",
+                files={"recovery.json": '{"status": "ok"}', "recovery.md": "# ok\n"})
     with open(os.path.join(run_dir, "recovery.json"), encoding="utf-8") as fh:
         assert json.load(fh) == {"status": "ok"}
     with open(os.path.join(run_dir, "recovery.md"), encoding="utf-8") as fh:
