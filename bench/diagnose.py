@@ -37,6 +37,15 @@ curl -s -o /dev/null -w "status %{http_code} total %{time_total}s\n" "http://127
 """
 
 
+FLOOR_PLAY = """- name: The Ansible floor
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: One ping
+      ansible.builtin.ping:
+"""
+
+
 def credential(name):
     with open(os.path.join(SANDBOX, "credentials", name), encoding="utf-8") as fh:
         return fh.read().split()[0]
@@ -60,10 +69,16 @@ def main():
                                       "/usr/lib/postgresql/15/bin", os.environ.get("PATH", "")]))
     bash_env = dict(base, PM2_HOME=os.path.join(SANDBOX, "pm2"), APP_PORT=str(53000 + OFFSET),
                     PG_PORT=str(55432 + OFFSET), PGPASSWORD=credential("db_monitor"))
-    results = {"runbook bash (6 commands)": [], "playbooks/diagnose.yml": []}
+    floor = "ansible-playbook, one ping"
+    results = {"runbook bash (6 commands)": [], floor: [], "playbooks/diagnose.yml": []}
     with tempfile.TemporaryDirectory(prefix="hb-bench-") as tmp:
-        for i in range(args.runs):
+        floor_play = os.path.join(tmp, "floor.yml")
+        with open(floor_play, "w", encoding="utf-8") as fh:
+            fh.write(FLOOR_PLAY)
+        for i in range(args.runs):  # interleaved, so a slow moment of the machine hits every row
             results["runbook bash (6 commands)"].append(timed(["bash", "-c", RUNBOOK_SCRIPT], bash_env))
+            results[floor].append(timed(["ansible-playbook", "-i", "localhost,", "-c", "local", "-e",
+                                         "ansible_python_interpreter=/usr/bin/python3", floor_play], base))
             results["playbooks/diagnose.yml"].append(timed(
                 ["ansible-playbook", "playbooks/diagnose.yml", "-e", "diagnose_run_dir=%s/run%d" % (tmp, i)], base))
     bash_median = statistics.median(results["runbook bash (6 commands)"])
@@ -74,6 +89,10 @@ def main():
                                                          median / bash_median))
     with open("/proc/loadavg", encoding="ascii") as fh:
         load = " ".join(fh.read().split()[:3])
+    floor_median = statistics.median(results[floor])
+    print("diagnose.yml above the Ansible floor: +%.2f s (median %.2f s vs %.2f s)"
+          % (statistics.median(results["playbooks/diagnose.yml"]) - floor_median,
+             statistics.median(results["playbooks/diagnose.yml"]), floor_median))
     print("ratio = median / median of the bash script; load average now: %s" % load)
 
 

@@ -193,6 +193,8 @@ def main():
     parser.add_argument("--runs", type=int, default=3, help="runs of each sequence (median, min, max)")
     parser.add_argument("--jobs", type=int, default=2, help="pg_restore -j")
     parser.add_argument("--keep", action="store_true", help="keep the bench tables")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep bench tables left by --keep instead of generating them again (any size)")
     args = parser.parse_args()
 
     up = run_playbook("sandbox.yml", {"sandbox_state": "present"})
@@ -200,8 +202,9 @@ def main():
         raise SystemExit("sandbox did not come up:\n" + up.stdout[-3000:])
     box = Sandbox(resolve_site())
     site = box.site
-    print("generating about %d MB of realistic data ..." % args.size_mb, flush=True)
-    took = timed(lambda: generate(box, args.size_mb))
+    print("generating about %d MB of realistic data (or reusing it) ..." % args.size_mb, flush=True)
+    reuse = args.reuse and box.scalar("SELECT to_regclass('bench_events') IS NOT NULL") == "t"
+    took = 0.0 if reuse else timed(lambda: generate(box, args.size_mb))
     size = box.scalar("SELECT pg_size_pretty(pg_database_size(current_database()))")
     dump = h.make_dump(box)
     base = h.make_base_backup(box)

@@ -62,3 +62,24 @@ def write_flag(path, record, mode=0o644):
 def remove_flag(path):
     if os.path.exists(path):
         os.unlink(path)
+
+
+def wait_for_answer(fetch, status, header=None, timeout=60.0, interval=0.1, clock=time.monotonic, sleep=time.sleep):
+    """Ask ``fetch()`` (-> (status, headers dict with lower-case names), or None when nothing answers) until it
+    answers ``status`` (and carries ``header``, when given), at most ``timeout`` seconds.
+
+    Returns {"status", "headers", "waited_s", "tries"}; raises TimeoutError naming the last answer.
+    """
+    start = clock()
+    tries, last = 0, None
+    while True:
+        tries += 1
+        last = fetch()
+        if last is not None and last[0] == status and (header is None or header.lower() in last[1]):
+            return {"status": last[0], "headers": last[1], "waited_s": round(clock() - start, 2), "tries": tries}
+        if clock() - start >= timeout:
+            seen = "no answer" if last is None else "status %s%s" % (
+                last[0], "" if header is None or header.lower() in last[1] else " without %s" % header)
+            raise TimeoutError("expected status %s%s within %ss, last seen: %s after %d tries"
+                               % (status, " with %s" % header if header else "", timeout, seen, tries))
+        sleep(interval)

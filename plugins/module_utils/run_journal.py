@@ -206,19 +206,37 @@ def _save(record_path, record, note):
 
 
 def step(run_dir, name, facts=None):
-    """Record that ``name`` is done, merging ``facts`` into what the run remembers."""
+    """Record that ``name`` (a step name, or a list of names reached together) is done, in one write,
+    merging ``facts`` into what the run remembers."""
     record_path = os.path.join(run_dir, RECORD)
     record = read_json(record_path)
     if record is None:
         raise JournalError("no run record at %s" % record_path)
+    names = [name] if isinstance(name, str) else list(name)
     record["facts"].update(facts or {})
-    record["steps"].append({"name": name, "at": utc_now()})
-    _save(record_path, record, "step %s" % name)
+    now = utc_now()
+    record["steps"].extend({"name": one, "at": now} for one in names)
+    _save(record_path, record, "step %s" % ", ".join(names))
     return record
 
 
-def end(lock_dir, kind, run_dir, status):
-    """Close the record with ``status`` and release the lock if this run holds it."""
+def write_files(run_dir, files, mode=0o644):
+    """Write ``files`` (plain file name -> text) into ``run_dir``, each atomically (the run's reports)."""
+    for name, text in sorted((files or {}).items()):
+        if not name or name != os.path.basename(name) or name in (RECORD, ".", "..") or name.endswith(".tmp"):
+            raise JournalError("a record file must be a plain file name other than %s, got %r" % (RECORD, name))
+        path = os.path.join(run_dir, name)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text if text.endswith("\n") else text + "\n")
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+
+
+def end(lock_dir, kind, run_dir, status, files=None):
+    """Write ``files`` (the run's reports), then close the record with ``status`` and release the lock if this run
+    holds it: one call, so a record exists whenever the journal says ended."""
+    write_files(run_dir, files)
     record_path = os.path.join(run_dir, RECORD)
     record = read_json(record_path) or {}
     record.update(state="ended", status=status, ended=utc_now())

@@ -317,6 +317,7 @@ facts:
 
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -344,50 +345,85 @@ def choose_sections(sections, groups):
     return [s for s in SECTIONS if s in wanted]
 
 
+# Sections that run together, each in a thread of its own: they mostly wait (the host's 0.5 s CPU sample, psql,
+# redis-cli, files), so a wave takes as long as its slowest section. The app's sections start node (pm2) and npm,
+# which would weigh on the host's CPU sample, so they come in a second wave, after it.
+WAVES = (("host", "postgres", "replication", "redis", "backups"), ("app", "app_tools"))
+
+
 def gather(module, runner, sections):
-    p = module.params
     facts = {"hostname": socket.gethostname(), "sections": sections}
-    if "host" in sections:
-        facts["host"] = diagnose_host.collect(runner, p["disk_paths"], p["top_processes"])
-    if "app" in sections:
-        pm2_bin = module.get_bin_path(p["pm2_bin"]) or p["pm2_bin"]
-        probes = None
-        if p["user_probes"]:
-            psql_bin = psql.Conn(bindir=p["pg_bindir"]).binary("psql")
-            probes = {"psql_bin": psql_bin if os.path.isabs(psql_bin) else module.get_bin_path(psql_bin),
-                      "redis_cli": module.get_bin_path(p["redis_cli"]),
-                      "db_url_key": p["db_url_key"], "redis_url_key": p["redis_url_key"],
-                      "read_sql": p["app_read_sql"], "write_sql": p["app_write_sql"], "write": p["app_write_probe"],
-                      "latency_samples": p["latency_samples"], "env_backup_dir": p["env_backup_dir"]}
-        facts["app"] = diagnose_app.collect(runner, pm2_bin, p["pm2_home"], p["app_name"], p["app_port"],
-                                            p["health_url"], p["api_urls"], p["http_timeout"], p["log_lines"],
-                                            p["env_file"], probes=probes, ss_bin=module.get_bin_path("ss"))
-        facts["app"]["journal"] = diagnose_journal.read_journal(
-            runner, p["journal_unit"] or p["app_name"], p["journal_lines"], module.get_bin_path("journalctl"))
-    if "app_tools" in sections:
-        own = os.path.join(p["app_dir"] or "", "node_modules", ".bin", "prisma")
-        prisma = own if p["app_dir"] and os.access(own, os.X_OK) else (
-            p["prisma_bin"] if os.path.isabs(p["prisma_bin"]) and os.access(p["prisma_bin"], os.X_OK)
-            else module.get_bin_path(p["prisma_bin"]))
-        npm = module.get_bin_path(p["npm_bin"])
-        facts["app_tools"] = diagnose_tools.collect(runner, p["app_dir"] or "", prisma, npm, p["tools_timeout"])
-    if "postgres" in sections:
-        conn = psql.Conn(p["pg_host"], p["pg_port"], p["pg_user"], p["pg_password"], p["pg_database"],
-                         p["pg_bindir"])
-        facts["postgres"] = diagnose_postgres.collect(
-            runner, conn, p["pg_log_file"], p["log_lines"], p["idle_in_transaction_s"], p["statements"],
-            p["statements_min_calls"])
-    if "replication" in sections:
-        conn = psql.Conn(p["pg_host"], p["pg_port"], p["pg_user"], p["pg_password"], p["pg_database"],
-                         p["pg_bindir"])
-        facts["replication"] = diagnose_postgres.collect_replication(runner, conn)
-    if "redis" in sections:
-        redis_cli = module.get_bin_path(p["redis_cli"]) or p["redis_cli"]
-        facts["redis"] = diagnose_redis.collect(runner, redis_cli, p["redis_host"], p["redis_port"],
-                                                p["redis_password"])
-    if "backups" in sections:
-        facts["backups"] = diagnose_backups.collect(p["backup_dir"], p["wal_archive_dir"])
-    return facts
+    collectors = {"host": _host, "app": _app, "app_tools": _app_tools, "postgres": _postgres,
+                  "replication": _replication, "redis": _redis, "backups": _backups}
+    for wave in WAVES:
+        names = [name for name in sections if name in wave]
+        if not names:
+            continue
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            futures = [(name, pool.submit(collectors[name], module, runner)) for name in names]
+            for name, future in futures:
+                facts[name] = future.result()
+    return {key: facts[key] for key in ["hostname", "sections"] + sections}
+
+
+def _host(module, runner):
+    p = module.params
+    return diagnose_host.collect(runner, p["disk_paths"], p["top_processes"])
+
+
+def _app(module, runner):
+    p = module.params
+    pm2_bin = module.get_bin_path(p["pm2_bin"]) or p["pm2_bin"]
+    probes = None
+    if p["user_probes"]:
+        psql_bin = psql.Conn(bindir=p["pg_bindir"]).binary("psql")
+        probes = {"psql_bin": psql_bin if os.path.isabs(psql_bin) else module.get_bin_path(psql_bin),
+                  "redis_cli": module.get_bin_path(p["redis_cli"]),
+                  "db_url_key": p["db_url_key"], "redis_url_key": p["redis_url_key"],
+                  "read_sql": p["app_read_sql"], "write_sql": p["app_write_sql"], "write": p["app_write_probe"],
+                  "latency_samples": p["latency_samples"], "env_backup_dir": p["env_backup_dir"]}
+    app = diagnose_app.collect(runner, pm2_bin, p["pm2_home"], p["app_name"], p["app_port"],
+                               p["health_url"], p["api_urls"], p["http_timeout"], p["log_lines"],
+                               p["env_file"], probes=probes, ss_bin=module.get_bin_path("ss"))
+    app["journal"] = diagnose_journal.read_journal(
+        runner, p["journal_unit"] or p["app_name"], p["journal_lines"], module.get_bin_path("journalctl"))
+    return app
+
+
+def _app_tools(module, runner):
+    p = module.params
+    own = os.path.join(p["app_dir"] or "", "node_modules", ".bin", "prisma")
+    prisma = own if p["app_dir"] and os.access(own, os.X_OK) else (
+        p["prisma_bin"] if os.path.isabs(p["prisma_bin"]) and os.access(p["prisma_bin"], os.X_OK)
+        else module.get_bin_path(p["prisma_bin"]))
+    npm = module.get_bin_path(p["npm_bin"])
+    return diagnose_tools.collect(runner, p["app_dir"] or "", prisma, npm, p["tools_timeout"])
+
+
+def _postgres(module, runner):
+    p = module.params
+    conn = psql.Conn(p["pg_host"], p["pg_port"], p["pg_user"], p["pg_password"], p["pg_database"],
+                     p["pg_bindir"])
+    return diagnose_postgres.collect(runner, conn, p["pg_log_file"], p["log_lines"], p["idle_in_transaction_s"],
+                                     p["statements"], p["statements_min_calls"])
+
+
+def _replication(module, runner):
+    p = module.params
+    conn = psql.Conn(p["pg_host"], p["pg_port"], p["pg_user"], p["pg_password"], p["pg_database"],
+                     p["pg_bindir"])
+    return diagnose_postgres.collect_replication(runner, conn)
+
+
+def _redis(module, runner):
+    p = module.params
+    redis_cli = module.get_bin_path(p["redis_cli"]) or p["redis_cli"]
+    return diagnose_redis.collect(runner, redis_cli, p["redis_host"], p["redis_port"], p["redis_password"])
+
+
+def _backups(module, _runner):
+    p = module.params
+    return diagnose_backups.collect(p["backup_dir"], p["wal_archive_dir"])
 
 
 def main():

@@ -25,7 +25,10 @@ options:
     type: int
     default: 3600
   poll:
-    description: Seconds between two looks at the job.
+    description:
+      - Seconds between two looks at the job when it cannot be waited on from the host. While the job runs, the
+        wait happens on the host (a shell loop on the job's results file, every 0.1 s, up to O(report_every)
+        seconds), and M(ansible.builtin.async_status) is asked only when that file changes or the loop ends.
     type: float
     default: 0.5
   report_every:

@@ -33,6 +33,22 @@ options:
     description: Seconds clients are told to wait, recorded in the flag (nginx sends its own configured value).
     type: int
     default: 60
+  expect_url:
+    description:
+      - After the change, ask this URL (on the host the task runs on) until it answers O(expect_status), and fail
+        if it does not within O(expect_timeout) seconds - the check that the flag took effect (the proxy's 503
+        page) or that the app serves again (C(/health) 200), in the same call. Skipped in check mode.
+    type: str
+  expect_status:
+    description: The HTTP status O(expect_url) must answer (default 503 for V(on), 200 for V(off)).
+    type: int
+  expect_header:
+    description: A response header that must come with O(expect_status), e.g. C(Retry-After).
+    type: str
+  expect_timeout:
+    description: Seconds to keep asking O(expect_url) (every 0.1 s).
+    type: float
+    default: 10
 notes:
   - Supports check mode and diff mode.
 author:
@@ -50,6 +66,13 @@ EXAMPLES = r"""
   healthbutler.recovery.maintenance_mode:
     state: "off"
     path: /app/maintenance.flag
+
+- name: Back in service, and wait (up to 60 s) until /health answers 200
+  healthbutler.recovery.maintenance_mode:
+    state: "off"
+    path: /app/maintenance.flag
+    expect_url: http://127.0.0.1:3000/health
+    expect_timeout: 60
 """
 
 RETURN = r"""
@@ -65,17 +88,40 @@ previous:
   description: The record before the task, null when there was none.
   returned: always
   type: dict
+answer:
+  description: What O(expect_url) answered (status, headers, waited_s, tries).
+  returned: when O(expect_url) is given and not in check mode
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.healthbutler.recovery.plugins.module_utils.maintenance import (
     flag_record,
     plan,
     read_flag,
     remove_flag,
+    wait_for_answer,
     write_flag,
 )
+
+
+def fetcher(url):
+    """(status, headers) of one GET of ``url``, None when nothing answers."""
+    def fetch():
+        try:
+            resp = open_url(url, timeout=2, follow_redirects="none")
+        except HTTPError as exc:
+            return exc.code, {k.lower(): v for k, v in (exc.headers or {}).items()}
+        except (URLError, OSError, ValueError):
+            return None
+        try:
+            return resp.getcode(), {k.lower(): v for k, v in resp.headers.items()}
+        finally:
+            resp.close()
+    return fetch
 
 
 def main():
@@ -85,6 +131,10 @@ def main():
             path=dict(type="path", required=True),
             reason=dict(type="str", default="maintenance"),
             retry_after=dict(type="int", default=60),
+            expect_url=dict(type="str"),
+            expect_status=dict(type="int"),
+            expect_header=dict(type="str"),
+            expect_timeout=dict(type="float", default=10),
         ),
         supports_check_mode=True,
     )
@@ -108,6 +158,14 @@ def main():
             module.fail_json(msg="cannot %s %s: %s" % (action, p["path"], exc), **result)
     if module.check_mode:
         result["enabled"] = current is not None if not action else p["state"] == "on"
+    elif p["expect_url"]:
+        status = p["expect_status"] or (503 if p["state"] == "on" else 200)
+        try:
+            result["answer"] = wait_for_answer(fetcher(p["expect_url"]), status, p["expect_header"],
+                                               timeout=p["expect_timeout"])
+        except TimeoutError as exc:
+            module.fail_json(msg="maintenance %s: %s answered not as expected: %s" % (p["state"], p["expect_url"], exc),
+                             **result)
     module.exit_json(**result)
 
 

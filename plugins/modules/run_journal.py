@@ -49,11 +49,20 @@ options:
     type: dict
     default: {}
   step:
-    description: The name of the step reached (V(step)).
-    type: str
+    description:
+      - The name of the step reached (V(step)), or a list of names reached together, recorded in one write
+        (e.g. V([maintenance_on, app_stopped]) after two idempotent steps that a re-run may simply repeat).
+    type: list
+    elements: str
   status:
     description: How the run ended (V(end)).
     type: str
+  files:
+    description:
+      - With V(end), files to write into O(run_dir) before the record is closed (plain file name -> text), e.g. the
+        run's C(recovery.json) and C(recovery.md) - the reports and the close in one call.
+    type: dict
+    default: {}
   resume_of:
     description: With V(begin), the stamp of the interrupted run this run takes over.
     type: str
@@ -148,8 +157,9 @@ def main():
             stamp=dict(type="str"),
             inputs=dict(type="dict", default={}),
             facts=dict(type="dict", default={}),
-            step=dict(type="str"),
+            step=dict(type="list", elements="str"),
             status=dict(type="str"),
+            files=dict(type="dict", default={}),
             resume_of=dict(type="str"),
             takeover=dict(type="str"),
             abort=dict(type="str"),
@@ -179,7 +189,7 @@ def main():
         elif p["state"] == "step":
             record = journal.step(p["run_dir"], p["step"], p["facts"])
         else:
-            record = journal.end(p["lock_dir"], p["kind"], p["run_dir"], p["status"])
+            record = journal.end(p["lock_dir"], p["kind"], p["run_dir"], p["status"], files=p["files"])
     except (journal.JournalError, OSError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=True, record=record)

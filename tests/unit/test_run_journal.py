@@ -45,6 +45,16 @@ def test_a_dead_holder_is_resumed_with_its_steps_facts_and_input_differences(tmp
     assert found["mismatch"] == ["jobs: 1 (interrupted run) vs 2 (this run)"]
 
 
+def test_steps_reached_together_are_recorded_in_one_write_in_order(tmp_path):
+    run_dir = started(tmp_path, DEAD)
+    record = journal.step(run_dir, ["maintenance_on", "app_stopped"], {"marks": {"maintenance_on": 1.0}})
+    assert [s["name"] for s in record["steps"]] == ["maintenance_on", "app_stopped"]
+    assert record["notes"][-1].endswith("step maintenance_on, app_stopped")
+    found = journal.inspect(str(tmp_path / "locks"), "recover-db", ME, ["200:77"], inputs=INPUTS)
+    assert found["done"] == ["maintenance_on", "app_stopped"] and found["record"]["facts"]["marks"] == {
+        "maintenance_on": 1.0}
+
+
 def test_a_pid_reused_by_another_process_is_not_the_holder(tmp_path):
     started(tmp_path, DEAD)
     assert journal.inspect(str(tmp_path / "locks"), "recover-db", ME, ["100:99"])["decision"] == "resume"
@@ -75,6 +85,26 @@ def test_end_releases_the_lock_and_an_ended_or_orphan_lock_is_stale(tmp_path):
         json.dump({"stamp": "x", "run_dir": str(tmp_path / "gone")}, fh)
     assert journal.inspect(locks, "recover-db", ME, [])["decision"] == "new"
     started(tmp_path, ME)  # replaces the orphan lock
+
+
+def test_end_writes_the_reports_then_closes(tmp_path):
+    locks = str(tmp_path / "locks")
+    run_dir = started(tmp_path, DEAD)
+    journal.end(locks, "recover-db", run_dir, "ok",
+                files={"recovery.json": '{"status": "ok"}', "recovery.md": "# ok\n"})
+    with open(os.path.join(run_dir, "recovery.json"), encoding="utf-8") as fh:
+        assert json.load(fh) == {"status": "ok"}
+    with open(os.path.join(run_dir, "recovery.md"), encoding="utf-8") as fh:
+        assert fh.read() == "# ok\n"
+    assert sorted(os.listdir(run_dir)) == ["recovery.json", "recovery.md", "run.json"]
+
+
+@pytest.mark.parametrize("name", ["run.json", "../x", "a/b", "", "x.tmp"])
+def test_end_refuses_a_report_name_that_is_not_a_plain_file_beside_the_record(tmp_path, name):
+    run_dir = started(tmp_path, DEAD)
+    with pytest.raises(journal.JournalError, match="plain file name"):
+        journal.end(str(tmp_path / "locks"), "recover-db", run_dir, "ok", files={name: "x"})
+    assert journal.read_json(os.path.join(run_dir, "run.json"))["state"] == "running"
 
 
 def test_resume_takes_over_the_lock_and_keeps_every_controller(tmp_path):
