@@ -119,7 +119,12 @@ def judge(diag, ignore=()):
         if f.get("scenario") is not None and f["scenario"] not in scenarios:
             scenarios.append(f["scenario"])
     names = [f for f in summary["findings"] if f["name"].split(":")[0] not in ignore]
-    return {"scenarios": scenarios, "p_level": ranked[0].get("severity") if ranked else None,
+    p_level = ranked[0].get("severity") if ranked else None
+    # What the users lose (the classification's impact level) can be more severe than any finding: it stays.
+    impact = ((diag.get("classification") or {}).get("impact") or {}).get("level") if ranked else None
+    if impact in _SEVERITIES and (p_level not in _SEVERITIES or _SEVERITIES.index(impact) < _SEVERITIES.index(p_level)):
+        p_level = impact
+    return {"scenarios": scenarios, "p_level": p_level,
             "findings": names, "ignored": sorted(set(ignored)), "cause": summary["cause"]}
 
 

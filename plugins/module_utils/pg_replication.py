@@ -121,8 +121,12 @@ def current_timeline(role, sql, control, history_tli):
     sql = sql or {}
     if role == "primary" and sql.get("wal_timeline"):
         return int(sql["wal_timeline"])
-    seen = [(sql.get("receiver") or {}).get("timeline"), sql.get("timeline"), (control or {}).get("timeline"),
-            history_tli]
+    receiver_tli = (sql.get("receiver") or {}).get("timeline")
+    if role == "standby" and receiver_tli:
+        # The WAL it receives is the timeline it is on. A newer history file can be one it found in the archive
+        # and could not follow (a PITR of the primary that was rolled back), not a switch it made.
+        return int(receiver_tli)
+    seen = [receiver_tli, sql.get("timeline"), (control or {}).get("timeline"), history_tli]
     seen = [int(t) for t in seen if t]
     return max(seen) if seen else None
 

@@ -15,6 +15,7 @@ import os
 import time
 
 from fleet_helpers import STAGING_DIR, fleet_play
+from harness import wait_for
 
 APPS = ("staging-app-1", "staging-app-2")
 PRIMARY, STANDBY = "staging-db-1", "staging-db-2"
@@ -60,7 +61,9 @@ def env_points_at(fleet, app, address, path=None):
 
 
 def test_db_host_lost_drill_fails_over_to_db_2_and_back(fleet, run_dir):
-    assert replication(fleet, PRIMARY) == (False, [fleet.address(STANDBY)], None, None)
+    # An earlier test may have restarted db-1: the standby's receiver retries every 5 s (wal_retrieve_retry_interval).
+    wait_for(lambda: replication(fleet, PRIMARY) == (False, [fleet.address(STANDBY)], None, None), timeout=60,
+             what="staging-db-2 streaming from staging-db-1")
     assert replication(fleet, STANDBY)[2:] == ("streaming", fleet.address(PRIMARY))
     timeline_before = int(psql(fleet, PRIMARY, "SELECT timeline_id FROM pg_control_checkpoint()"))
     failover_check_before = int(psql(fleet, PRIMARY, "SELECT count(*) FROM health_data WHERE metric = "

@@ -139,3 +139,15 @@ def test_writer_spreads_its_writes_over_the_app_hosts(tmp_path):
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     assert {r["host"] for r in rows} == {"app-1", "app-2"}
     assert all(r["status"] == 201 and r["id"] == int(r["host"][-1]) for r in rows)
+
+
+def test_ignoring_baseline_host_load_keeps_the_users_impact_level():
+    """A loaded machine's host_cpu_high is left out; the P0 from what users lose (no finding is P0) stays."""
+    diag = {"classification": {"severity": "P0", "scenarios": [2, 4], "impact": {"level": "P0"}, "findings": [
+        {"id": "users_read_failing", "severity": "P1", "scenario": 2, "summary": "no route"},
+        {"id": "host_cpu_high", "severity": "P3", "scenario": 4, "summary": "CPU 100 %"}]}}
+    judged = drill_run.judge(diag, ignore=["host_cpu_high"])
+    assert (judged["p_level"], judged["scenarios"], judged["ignored"]) == ("P0", [2], ["host_cpu_high"])
+    only_load = {"classification": {"severity": "P3", "impact": {"level": None}, "findings": [
+        {"id": "host_cpu_high", "severity": "P3", "scenario": 4}]}}
+    assert drill_run.judge(only_load, ignore=["host_cpu_high"])["p_level"] is None

@@ -129,6 +129,13 @@ def test_state_of_a_standby_uses_its_receiver_timeline(fake_runner):
     assert not any("pg_waldump" in line for line in fake_runner.argv_lines())
 
 
+def test_a_streaming_standby_is_on_its_receivers_timeline_not_a_newer_history_file():
+    """A history file from the archive that the standby could not follow (a rolled-back PITR of the primary)."""
+    sql = {"timeline": 6, "receiver": {"status": "streaming", "timeline": 6}}
+    assert rep.current_timeline("standby", sql, {"timeline": 6}, 7) == 6
+    assert rep.current_timeline("down", {}, {"timeline": 6}, 7) == 7  # a stopped server: its newest history file
+
+
 def test_promote_a_standby(fake_runner, tmp_path):
     (tmp_path / "pg_wal").mkdir()
     (tmp_path / "pg_wal" / "00000002.history").write_text("1\t0/C0000A0\tno recovery target specified\n")
