@@ -61,6 +61,8 @@ def env_points_at(fleet, app, address, path=None):
 
 
 def test_db_host_lost_drill_fails_over_to_db_2_and_back(fleet, run_dir):
+    for app in APPS:  # traces of earlier tests' faults in the app's error log would be residue to the drill
+        fleet.ssh(app, "PM2_HOME=%s %s flush >/dev/null" % (fleet.vars["hb_pm2_home"], fleet.vars["hb_pm2_bin"]))
     # An earlier test may have restarted db-1: the standby's receiver retries every 5 s (wal_retrieve_retry_interval).
     wait_for(lambda: replication(fleet, PRIMARY) == (False, [fleet.address(STANDBY)], None, None), timeout=60,
              what="staging-db-2 streaming from staging-db-1")
