@@ -103,13 +103,19 @@ def controldata_summary(fields):
 
 
 def history_timeline(wal_dir):
-    """The highest timeline with a history file in ``wal_dir`` (1 when there is none or it cannot be read)."""
+    """The highest timeline in ``wal_dir`` with a history file and WAL of its own (1 when there is none).
+
+    A history file alone is not a timeline the server is on: a standby copies the history files it finds in the
+    WAL archive, including one it cannot follow (a PITR of the primary that was rolled back). A server that
+    switched (promoted, or followed) has written or received a segment named with the new timeline.
+    """
     try:
         names = os.listdir(wal_dir)
     except OSError:
         return 1
-    tlis = [int(n[:8], 16) for n in names if re.match(r"^[0-9A-F]{8}\.history$", n)]
-    return max(tlis, default=1)
+    histories = {int(n[:8], 16) for n in names if re.match(r"^[0-9A-F]{8}\.history$", n)}
+    segments = {int(n[:8], 16) for n in names if re.match(r"^[0-9A-F]{24}(\.partial)?$", n)}
+    return max(histories & segments, default=1)
 
 
 def current_timeline(role, sql, control, history_tli):

@@ -14,7 +14,7 @@ import time
 
 import pytest
 from drill_helpers import load_journal
-from harness import run_playbook
+from harness import run_playbook, wait_for
 
 
 def standby_psql(sandbox, sql):
@@ -30,9 +30,15 @@ def replication(sandbox):
     return primary[0] == "true", int(primary[1]), standby[0] == "true", standby[1]
 
 
+def streaming_again(sandbox):
+    """Wait for the standby to stream: after a restart of the primary (a rolled-back PITR of an earlier test) its
+    receiver reconnects within wal_retrieve_retry_interval (5 s)."""
+    wait_for(lambda: replication(sandbox) == (False, 1, True, "streaming"), timeout=60,
+             what="the standby streaming from the primary")
+
+
 def test_sandbox_has_a_streaming_standby(sandbox):
-    in_recovery, streaming, standby_in_recovery, receiver = replication(sandbox)
-    assert (in_recovery, streaming, standby_in_recovery, receiver) == (False, 1, True, "streaming")
+    streaming_again(sandbox)
     row = sandbox.psql("INSERT INTO health_data (user_id, metric, value) VALUES (1, 'standby_probe', 1) RETURNING id")
     deadline = time.monotonic() + 30
     while standby_psql(sandbox, "\\c %s\nSELECT count(*) FROM health_data WHERE id = %s" % (
@@ -68,6 +74,7 @@ def test_check_mode_shows_the_plan_and_changes_nothing(sandbox):
 @pytest.fixture(scope="module")
 def host_lost(sandbox):
     sandbox.ensure_healthy()
+    streaming_again(sandbox)
     sandbox.flush_app_logs()
     run_dir = os.path.join(sandbox["hb_run_root"], "test-db_host_lost-%d" % time.time())
     os.makedirs(run_dir)

@@ -136,6 +136,14 @@ def test_a_streaming_standby_is_on_its_receivers_timeline_not_a_newer_history_fi
     assert rep.current_timeline("down", {}, {"timeline": 6}, 7) == 7  # a stopped server: its newest history file
 
 
+def test_a_history_file_without_wal_of_its_timeline_is_not_the_servers_timeline(tmp_path):
+    for name in ("00000006.history", "000000060000000000000009", "00000007.history"):
+        (tmp_path / name).write_text("")
+    assert rep.history_timeline(str(tmp_path)) == 6
+    (tmp_path / "00000007000000000000000A").write_text("")
+    assert rep.history_timeline(str(tmp_path)) == 7
+
+
 def test_promote_a_standby(fake_runner, tmp_path):
     (tmp_path / "pg_wal").mkdir()
     (tmp_path / "pg_wal" / "00000002.history").write_text("1\t0/C0000A0\tno recovery target specified\n")
