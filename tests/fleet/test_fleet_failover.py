@@ -97,7 +97,7 @@ def test_db_host_lost_drill_fails_over_to_db_2_and_back(fleet, run_dir):
     assert len(promoted) == 1, promoted
     first = promoted[0]
     assert (first["primary"], first["standby"]) == (PRIMARY, STANDBY)
-    assert int(first["timeline"]) == timeline_before + 1
+    assert int(first["timeline"]) > timeline_before  # +1 unless the archive holds a higher timeline's history
     assert first["app_hosts"] == {app: "%s:%s" % (fleet.address(STANDBY), fleet.vars["hb_pg_port"]) for app in APPS}
     assert int(first["writes_verified"]) == len(APPS)
     assert first["rpo"]["measured"] and first["rpo"]["bytes"] is not None
@@ -108,7 +108,7 @@ def test_db_host_lost_drill_fails_over_to_db_2_and_back(fleet, run_dir):
     # The switch back (the rollback's failover_db) is recorded on staging-db-1, the primary again.
     back = records(fleet, PRIMARY, "failover_db-*/failover.json")[failovers_before[PRIMARY]:]
     assert [(r["primary"], r["standby"]) for r in back] == [(STANDBY, PRIMARY)]
-    assert int(back[0]["timeline"]) == timeline_before + 2
+    assert int(back[0]["timeline"]) > int(first["timeline"])
 
     # Each app host kept the .env it had before each switch: one naming staging-db-1, one naming staging-db-2.
     for app in APPS:
